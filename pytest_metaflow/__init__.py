@@ -1,0 +1,40 @@
+"""pytest-metaflow: test Metaflow flows like functions.
+
+Fixtures (``runner``, ``runner_factory``, ``metaflow_store``) are registered by
+the ``pytest11`` entry point; this package exports the assertion helpers, the
+error types and the fixtures' types. Importing it does not import metaflow.
+"""
+
+from .assertions import (
+    assert_artifacts,
+    assert_log_contains,
+    assert_log_matches,
+    assert_log_not_contains,
+    assert_run_failed,
+    assert_run_succeeded,
+)
+from .errors import (
+    FlowFileNotFoundError,
+    FlowStartError,
+    InvalidFlowError,
+    PytestMetaflowError,
+    RunTimeoutError,
+)
+from .fixtures import RunnerFixture
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "assert_artifacts",
+    "assert_log_contains",
+    "assert_log_matches",
+    "assert_log_not_contains",
+    "assert_run_failed",
+    "assert_run_succeeded",
+    "FlowFileNotFoundError",
+    "FlowStartError",
+    "InvalidFlowError",
+    "PytestMetaflowError",
+    "RunTimeoutError",
+    "RunnerFixture",
+]

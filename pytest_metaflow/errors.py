@@ -1,0 +1,39 @@
+"""Errors raised by the plugin at the call site, instead of hangs or deep tracebacks."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+
+class PytestMetaflowError(Exception):
+    """Base class of the plugin's errors."""
+
+
+class FlowFileNotFoundError(PytestMetaflowError, FileNotFoundError):
+    """The flow file given to ``runner``/``runner_factory`` exists nowhere we looked."""
+
+
+class InvalidFlowError(PytestMetaflowError, ValueError):
+    """The flow file cannot be run: syntax error, no FlowSpec, no ``__main__`` guard."""
+
+
+class FlowStartError(PytestMetaflowError, RuntimeError):
+    """The Metaflow process died before the run started (graph, lint or import error).
+
+    Subclasses ``RuntimeError`` like the error Metaflow raises in that case. The
+    message leads with the reason; the full logs stay in ``stdout``/``stderr``.
+    """
+
+    def __init__(self, message: str, *, command: str = "", stdout: str = "", stderr: str = "") -> None:
+        super().__init__(message)
+        self.command = command
+        self.stdout = stdout
+        self.stderr = stderr
+
+
+class RunTimeoutError(PytestMetaflowError, TimeoutError):
+    """A run exceeded the time the test allowed it (marker or ``--metaflow-timeout``)."""
+
+    def __init__(self, message: str, result: Optional[object] = None) -> None:
+        super().__init__(message)
+        self.result = result
