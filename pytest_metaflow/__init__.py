@@ -1,6 +1,7 @@
 """pytest-metaflow: test Metaflow flows like functions.
 
-Fixtures (``runner``, ``runner_factory``, ``metaflow_store``) are registered by
+Fixtures (``runner``, ``nbrunner``, ``run_notebook``, ``runner_factory``,
+``metaflow_store``) are registered by
 the ``pytest11`` entry point; this package exports the assertion helpers, the
 error types and the fixtures' types. Importing it does not import metaflow.
 """
@@ -17,10 +18,11 @@ from .errors import (
     FlowFileNotFoundError,
     FlowStartError,
     InvalidFlowError,
+    NotebookCellError,
     PytestMetaflowError,
     RunTimeoutError,
 )
-from .fixtures import RunnerFixture
+from .fixtures import NBRunnerFixture, NotebookFixture, RunnerFixture
 
 __version__ = "0.1.0"
 
@@ -34,7 +36,10 @@ __all__ = [
     "FlowFileNotFoundError",
     "FlowStartError",
     "InvalidFlowError",
+    "NotebookCellError",
     "PytestMetaflowError",
     "RunTimeoutError",
+    "NBRunnerFixture",
+    "NotebookFixture",
     "RunnerFixture",
 ]

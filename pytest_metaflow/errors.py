@@ -37,3 +37,18 @@ class RunTimeoutError(PytestMetaflowError, TimeoutError):
     def __init__(self, message: str, result: Optional[object] = None) -> None:
         super().__init__(message)
         self.result = result
+
+
+class NotebookCellError(PytestMetaflowError, AssertionError):
+    """A cell of a notebook executed by ``run_notebook`` raised.
+
+    The message holds the cell's index and source and the kernel's traceback;
+    ``notebook`` is the notebook executed up to that cell.
+    """
+
+    def __init__(self, message: str, *, notebook: object, cell_index: int, source: str, traceback: str) -> None:
+        super().__init__(message)
+        self.notebook = notebook
+        self.cell_index = cell_index
+        self.source = source
+        self.traceback = traceback

@@ -1,4 +1,4 @@
-"""The fixtures: ``metaflow_store``, ``runner``, ``runner_factory``.
+"""The fixtures: ``metaflow_store``, ``runner``, ``nbrunner``, ``run_notebook``, ``runner_factory``.
 
 Factories record every Runner they make and tear each one down independently:
 kill its process tree first, then clean its files.
@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional,
 
 import pytest
 
-from . import _flowfile, _store
+from . import _flowfile, _notebook, _store
 
 if TYPE_CHECKING:
     import metaflow
+    import nbformat
 
 
 @dataclass
@@ -161,6 +162,83 @@ def runner(request: pytest.FixtureRequest, metaflow_store: _store.Store) -> Iter
     )
     yield factory
     factory.close()
+
+
+class NBRunnerFixture(Protocol):
+    """Type of the ``nbrunner`` fixture."""
+
+    def __call__(
+        self,
+        flow: Union[type, str],
+        *,
+        show_output: Optional[bool] = None,
+        profile: Optional[str] = None,
+        env: Optional[Dict[str, str]] = None,
+        base_dir: Optional[str] = None,
+        file_read_timeout: int = 3600,
+        **top_level_kwargs: Any,
+    ) -> _notebook.FixtureNBRunner: ...
+
+
+@pytest.fixture
+def nbrunner(request: pytest.FixtureRequest, metaflow_store: _store.Store) -> Iterator[NBRunnerFixture]:
+    """Run a flow class defined in a test (or conftest, or any module), or a string of
+    flow source as a notebook cell would hold it, with Metaflow's NBRunner API.
+
+    ``nbrunner(flow, *, show_output=False, profile=None, env=None, base_dir=None,
+    file_read_timeout=3600, **top_level_kwargs)`` returns an object with ``nbrun``,
+    ``nbresume``, ``run``, ``resume``, ``async_run``, ``async_resume`` and ``cleanup``.
+    The steps see every name of the flow's module. A source string with several
+    FlowSpec subclasses runs the last one. The flow file generated for it goes to
+    ``base_dir`` (default: this test's temp area) and is removed at teardown, after
+    every process it started is killed.
+    """
+    state = request.config.stash[SESSION_KEY]
+    factory = RunnerFactory(
+        metaflow_store, state.settings, _search_dirs(request, state), lambda res: record(request.node, res)
+    )
+    made = _notebook.NBRunnerFactory(factory, metaflow_store.tmp)
+    with contextlib.ExitStack() as stack:
+        stack.callback(made.close)
+        stack.callback(factory.close)
+        yield made
+
+
+class NotebookFixture(Protocol):
+    """Type of the ``run_notebook`` fixture."""
+
+    def __call__(
+        self,
+        path: Union[str, "os.PathLike[str]"],
+        *,
+        timeout: Optional[int] = 600,
+        kernel_name: str = "python3",
+        cwd: Optional[str] = None,
+        env: Optional[Dict[str, str]] = None,
+    ) -> "nbformat.NotebookNode": ...
+
+
+@pytest.fixture
+def run_notebook(request: pytest.FixtureRequest, metaflow_store: _store.Store) -> Iterator[NotebookFixture]:
+    """Execute a ``.ipynb`` in a real Jupyter kernel bound to this test's store.
+
+    ``run_notebook(path, *, timeout=600, kernel_name="python3", cwd=None, env=None)``
+    returns the executed notebook (``nbformat.NotebookNode``). Runs the notebook
+    makes (e.g. with ``NBRunner(...).nbrun()``) land in this test's store, where
+    ``Flow(...)`` in the test finds them. A failing cell raises
+    :class:`~pytest_metaflow.NotebookCellError` with the cell's source and the
+    kernel's traceback. Needs ``pytest-metaflow[notebook]`` (nbclient, ipykernel).
+    A relative ``path`` is looked up like ``runner``'s flow files; the kernel runs
+    in the notebook's directory unless ``cwd`` is given. Every kernel, and every
+    process it started, is killed at teardown.
+    """
+    state = request.config.stash[SESSION_KEY]
+    dirs = _search_dirs(request, state)
+    executor = _notebook.NotebookExecutor(
+        metaflow_store, lambda path: _flowfile.locate(path, dirs()), lambda run: record(request.node, run)
+    )
+    yield executor
+    executor.close()
 
 
 @pytest.fixture(scope="session")

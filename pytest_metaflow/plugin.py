@@ -17,6 +17,8 @@ from .fixtures import (  # noqa: F401  (fixtures are registered by import)
     SessionState,
     Settings,
     metaflow_store,
+    nbrunner,
+    run_notebook,
     runner,
     runner_factory,
 )
