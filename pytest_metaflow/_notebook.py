@@ -316,6 +316,7 @@ class NotebookExecutor:
         cwd: Optional[Union[str, "os.PathLike[str]"]] = None,
         env: Optional[Dict[str, str]] = None,
     ) -> "nbformat.NotebookNode":
+        __tracebackhide__ = True
         import nbformat
         from jupyter_client.manager import KernelManager
         from nbclient import NotebookClient

@@ -1,0 +1,156 @@
+"""run_notebook: notebooks executed in a real Jupyter kernel inside the test's store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List
+
+import pytest
+
+nbformat = pytest.importorskip(
+    "nbformat", reason="notebook tests need the extra pytest-metaflow[notebook] (nbformat, nbclient, ipykernel)"
+)
+pytest.importorskip("nbclient", reason="notebook tests need the extra pytest-metaflow[notebook] (nbclient)")
+pytest.importorskip("ipykernel", reason="notebook tests need the extra pytest-metaflow[notebook] (ipykernel)")
+
+FLOW_CELL = '''\
+from metaflow import FlowSpec, NBRunner, Parameter, step
+
+
+class SquareFlow(FlowSpec):
+    n = Parameter("n", default=2, type=int)
+
+    @step
+    def start(self):
+        self.square = self.n * self.n
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+run = NBRunner(SquareFlow, pylint=False).nbrun(n=7)'''
+
+
+def write_notebook(path: Path, cells: List[str]) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
+    nbformat.write(nb, str(path))
+    return path
+
+
+@pytest.fixture
+def nb_pytester(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makeini("[pytest]\naddopts = -p no:cacheprovider\n")
+    return pytester
+
+
+def test_notebook_runs_in_the_test_store(nb_pytester: pytest.Pytester) -> None:
+    write_notebook(
+        nb_pytester.path / "square.ipynb",
+        [FLOW_CELL, "import os\nprint(run.pathspec, run.data.square, os.environ['METAFLOW_DATASTORE_SYSROOT_LOCAL'])"],
+    )
+    nb_pytester.makepyfile(
+        """
+        from metaflow import Flow
+
+        def test_square(run_notebook, metaflow_store):
+            nb = run_notebook("square.ipynb")
+            run = Flow("SquareFlow").latest_run
+            assert run.successful and run.data.square == 49
+            printed = nb.cells[1].outputs[0].text
+            assert printed.split() == [run.pathspec, "49", str(metaflow_store.path)]
+
+        def test_other_test_sees_no_run(metaflow_store):
+            from metaflow import Metaflow
+            assert list(Metaflow()) == []
+        """
+    )
+    result = nb_pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=2)
+    assert not (nb_pytester.path / ".metaflow").exists()
+    assert [p.name for p in nb_pytester.path.glob("*.py")] == ["test_notebook_runs_in_the_test_store.py"]
+
+
+def test_cell_error_reports_source_and_traceback_and_kernel_is_gone(nb_pytester: pytest.Pytester) -> None:
+    write_notebook(
+        nb_pytester.path / "bad.ipynb",
+        [
+            "import os\nopen('kernel.pid', 'w').write(str(os.getpid()))",
+            "def check(x):\n    raise ValueError(f'boom {x}')\n\ncheck(42)",
+            "print('never')",
+        ],
+    )
+    nb_pytester.makepyfile(
+        """
+        import os
+        from pathlib import Path
+
+        def test_bad(run_notebook):
+            run_notebook("bad.ipynb")
+
+        def test_kernel_was_killed():
+            pid = int(Path("kernel.pid").read_text())
+            assert not os.path.exists(f"/proc/{pid}") or "zombie" in open(f"/proc/{pid}/status").read()
+        """
+    )
+    result = nb_pytester.runpytest_subprocess()
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*NotebookCellError: cell 1 of */bad.ipynb raised ValueError: boom 42",
+            "*---- cell 1 source ----",
+            "*def check(x):",
+            "*check(42)",
+            "*---- kernel traceback ----",
+            "*ValueError*Traceback*",
+            "*raise ValueError(f'boom {x}')",
+            "*ValueError: boom 42",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*never*")
+    result.stdout.no_fnmatch_line("*\x1b[[]*")
+
+
+def test_failed_flow_in_notebook_shows_runs_and_leaves_no_files(nb_pytester: pytest.Pytester) -> None:
+    write_notebook(
+        nb_pytester.path / "failing.ipynb",
+        [
+            FLOW_CELL.replace("self.square = self.n * self.n", "raise KeyError('no square for you')"),
+            "assert run.successful, 'the flow failed'",
+        ],
+    )
+    write_notebook(
+        nb_pytester.path / "graph.ipynb",
+        # A graph error: NBRunner raises before its cleanup and leaves its flow file in the cwd.
+        [FLOW_CELL.replace("self.next(self.end)", "pass")],
+    )
+    nb_pytester.makepyfile(
+        """
+        import pytest
+        from pytest_metaflow import NotebookCellError
+
+        def test_failing(run_notebook):
+            run_notebook("failing.ipynb")
+
+        def test_graph(run_notebook):
+            with pytest.raises(NotebookCellError, match="raised RuntimeError"):
+                run_notebook("graph.ipynb")
+        """
+    )
+    result = nb_pytester.runpytest_subprocess()
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*AssertionError: the flow failed",
+            "*metaflow runs*",
+            "run SquareFlow/* is failed",
+            "*KeyError*no square for you*",
+        ]
+    )
+    # NBRunner's leftover SquareFlowXXXXXXXX.py was removed at teardown.
+    assert [p.name for p in nb_pytester.path.glob("*.py")] == [
+        "test_failed_flow_in_notebook_shows_runs_and_leaves_no_files.py"
+    ]
