@@ -92,6 +92,26 @@ def _sys_path() -> List[str]:
     return [os.path.abspath(p or os.getcwd()) for p in sys.path if os.path.isdir(p or os.getcwd())]
 
 
+def cell_source(flow: type) -> Optional[str]:
+    """For a flow class typed into IPython (a notebook cell): its cell, up to the end
+    of the class, as Metaflow's NBRunner takes it; ``None`` if that cannot be found."""
+    import ast
+    import linecache
+
+    if flow.__module__ != "__main__" or getattr(sys.modules.get("__main__"), "__file__", None):
+        return None
+    for value in vars(flow).values():
+        code = getattr(value, "__code__", None)
+        lines = linecache.getlines(code.co_filename) if code is not None else []
+        if not lines:
+            continue
+        with contextlib.suppress(SyntaxError):
+            for node in ast.parse("".join(lines)).body:
+                if isinstance(node, ast.ClassDef) and node.name == flow.__name__:
+                    return "".join(lines[: node.end_lineno])
+    return None
+
+
 def wrapper_source(flow: type) -> str:
     """Source of a flow file running the module-level FlowSpec subclass ``flow``."""
     where = f"{flow.__qualname__} (module {flow.__module__})"
@@ -106,7 +126,8 @@ def wrapper_source(flow: type) -> str:
     if module is None or flow.__module__ == "__main__" or not getattr(module, "__file__", None):
         raise InvalidFlowError(
             f"nbrunner cannot run {where}: its module has no file the flow's processes "
-            "could import. Define the class in a module file, or pass its source as a string."
+            "could import. Define the class in a module file (or, in IPython, in a notebook "
+            "cell), or pass its source as a string."
         )
     target: Any = module
     for part in flow.__qualname__.split("."):
@@ -198,7 +219,7 @@ class NBRunnerFactory:
         path.write_text(text, encoding="utf-8")
         return path
 
-    def _flow_of_source(self, source: str, directory: Path) -> type:
+    def _flow_of_source(self, source: str, directory: Path, flow_name: Optional[str] = None) -> type:
         try:
             compile(source, "<nbrunner source>", "exec")
         except SyntaxError as e:
@@ -223,7 +244,7 @@ class NBRunnerFactory:
                 "the source given defines no FlowSpec subclass"
             )
         # Several flows in one cell: the last one defined runs (base flows come first).
-        return flows[-1]
+        return [f for f in flows if flow_name in (None, f.__name__)][-1]
 
     def __call__(
         self,
@@ -248,7 +269,11 @@ class NBRunnerFactory:
             self._dirs.append(directory)
         else:
             directory = Path(base_dir).resolve()
-        flow_cls = self._flow_of_source(flow, directory) if isinstance(flow, str) else flow
+        if isinstance(flow, str):
+            flow_cls = self._flow_of_source(flow, directory)
+        else:
+            cell = cell_source(flow)  # a class typed into a notebook: run its cell
+            flow_cls = flow if cell is None else self._flow_of_source(cell, directory, flow.__name__)
         flow_file = self._new_file(directory, flow_cls.__name__, wrapper_source(flow_cls))
         runner = self._make_runner(
             str(flow_file),

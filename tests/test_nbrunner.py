@@ -65,7 +65,6 @@ class FlakyFlow(FlowSpec):
 
 @pytest.fixture
 def nb_pytester(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.makeini("[pytest]\naddopts = -p no:cacheprovider\n")
     pytester.makepyfile(sibling="def double(x):\n    return 2 * x\n")
     return pytester
 
@@ -102,6 +101,20 @@ def test_inline(nbrunner, tmp_path):
     assert not generated.exists()
     assert not (nb_pytester.path / ".metaflow").exists()
     assert _generated(nb_pytester.path) == []
+
+
+def test_importlib_import_mode(nb_pytester: pytest.Pytester) -> None:
+    # Test modules are not importable by name there: the flow file loads them by path.
+    nb_pytester.makepyfile(
+        test_mode=FLOWS.replace("from sibling import double", "def double(x):\n    return 2 * x")
+        + """
+
+def test_inline(nbrunner):
+    assert nbrunner(InlineFlow).nbrun(alpha=1).data.x == 20
+"""
+    )
+    result = nb_pytester.runpytest_subprocess("--import-mode=importlib")
+    result.assert_outcomes(passed=1)
 
 
 def test_class_from_conftest_and_from_a_package_with_relative_imports(nb_pytester: pytest.Pytester) -> None:

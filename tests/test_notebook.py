@@ -43,8 +43,7 @@ def write_notebook(path: Path, cells: List[str]) -> Path:
 
 @pytest.fixture
 def nb_pytester(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.makeini("[pytest]\naddopts = -p no:cacheprovider\n")
-    return pytester
+    return pytester  # with the minimal inner ini of conftest._inner_ini
 
 
 def test_notebook_runs_in_the_test_store(nb_pytester: pytest.Pytester) -> None:
@@ -154,3 +153,36 @@ def test_failed_flow_in_notebook_shows_runs_and_leaves_no_files(nb_pytester: pyt
     assert [p.name for p in nb_pytester.path.glob("*.py")] == [
         "test_failed_flow_in_notebook_shows_runs_and_leaves_no_files.py"
     ]
+
+
+def test_nbrunner_inside_a_kernel_runs_a_flow_typed_into_a_cell(nb_pytester: pytest.Pytester) -> None:
+    # pytest itself runs inside the kernel (as with ipytest); the flow class lives in
+    # the kernel's __main__, so nbrunner takes its cell like Metaflow's NBRunner would.
+    write_notebook(
+        nb_pytester.path / "inside.ipynb",
+        [
+            FLOW_CELL.replace("\n\nrun = NBRunner(SquareFlow, pylint=False).nbrun(n=7)", "\n\nrun = None"),
+            '''\
+import pathlib, pytest
+pathlib.Path("kernel_tests").mkdir()
+pathlib.Path("kernel_tests/test_in_kernel.py").write_text("""
+import __main__
+
+def test_cell_flow(nbrunner):
+    run = nbrunner(__main__.SquareFlow).nbrun(n=5)
+    assert run.data.square == 25 and run.pathspec.startswith("SquareFlow/")
+""")
+code = pytest.main(["-q", "-p", "no:cacheprovider", "kernel_tests"])
+assert code == 0, code''',
+        ],
+    )
+    nb_pytester.makepyfile(
+        """
+        def test_notebook(run_notebook):
+            nb = run_notebook("inside.ipynb")
+            printed = "".join(o.get("text", "") for o in nb.cells[1].outputs)
+            assert "1 passed" in printed
+        """
+    )
+    result = nb_pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=1)
