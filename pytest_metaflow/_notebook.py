@@ -25,6 +25,8 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Tuple, Type, Union
 
+import pytest
+
 from . import _processes, _store
 from .errors import InvalidFlowError, NotebookCellError
 
@@ -342,6 +344,8 @@ class NotebookExecutor:
         env: Optional[Dict[str, str]] = None,
     ) -> "nbformat.NotebookNode":
         __tracebackhide__ = True
+        for module in ("nbformat", "nbclient", "ipykernel"):
+            pytest.importorskip(module, reason=f"run_notebook needs {module}: pip install 'pytest-metaflow[notebook]'")
         import nbformat
         from jupyter_client.manager import KernelManager
         from nbclient import NotebookClient

@@ -131,22 +131,29 @@ def test_class_from_conftest_and_from_a_package_with_relative_imports(nb_pyteste
         "        self.next(self.end)\n\n"
         "    @step\n"
         "    def end(self):\n"
+        "        pass\n\n"
+        "class Holder:\n"
+        "    class HeldFlow(PkgFlow):\n"
         "        pass\n"
     )
     nb_pytester.makepyfile(
         test_more="""
         from conftest import ConftestFlow
-        from flowpkg.flows import PkgFlow
+        from flowpkg.flows import Holder, PkgFlow
 
         def test_conftest_flow(nbrunner):
             assert nbrunner(ConftestFlow).nbrun(alpha=3).data.x == 60
 
         def test_package_flow(nbrunner):
             assert nbrunner(PkgFlow).nbrun().data.n == 5
+
+        def test_class_nested_in_a_class(nbrunner):
+            run = nbrunner(Holder.HeldFlow).nbrun()
+            assert run.data.n == 5 and run.pathspec.startswith("HeldFlow/")
         """
     )
     result = nb_pytester.runpytest_subprocess()
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=3)
 
 
 def test_source_string_runs_the_last_flow_it_defines(nb_pytester: pytest.Pytester) -> None:

@@ -186,3 +186,17 @@ assert code == 0, code''',
     )
     result = nb_pytester.runpytest_subprocess()
     result.assert_outcomes(passed=1)
+
+
+def test_missing_extra_skips_with_the_reason(nb_pytester: pytest.Pytester) -> None:
+    nb_pytester.makeconftest("import sys\nsys.modules['nbclient'] = None  # as if not installed\n")
+    write_notebook(nb_pytester.path / "any.ipynb", ["1 + 1"])
+    nb_pytester.makepyfile(
+        """
+        def test_notebook(run_notebook):
+            run_notebook("any.ipynb")
+        """
+    )
+    result = nb_pytester.runpytest_subprocess("-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["SKIPPED*run_notebook needs nbclient: pip install 'pytest-metaflow[[]notebook[]]'"])

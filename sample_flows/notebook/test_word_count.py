@@ -1,11 +1,9 @@
 """Testing a notebook end to end: its cells run in a real Jupyter kernel inside
 this test's Metaflow store, and the test reads the runs it made with the client."""
 
-import pytest
 from metaflow import Flow
 
-pytest.importorskip("nbclient", reason="notebook tests need pytest-metaflow[notebook] (nbclient, ipykernel)")
-pytest.importorskip("ipykernel", reason="notebook tests need pytest-metaflow[notebook] (nbclient, ipykernel)")
+# Without pytest-metaflow[notebook] installed, run_notebook skips the test and says why.
 
 
 def test_word_count_notebook(run_notebook):
