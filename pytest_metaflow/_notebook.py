@@ -307,18 +307,17 @@ class NBRunnerFactory:
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # Metaflow's NBRunner writes NamedTemporaryFile(prefix=<FlowName>, suffix=".py")
 # into its base_dir (the kernel's cwd by default) and leaves it there on errors.
-_NBRUNNER_LEFTOVER = re.compile(r"^([A-Za-z_]\w*)[a-z0-9_]{8}\.py$")
+_NBRUNNER_LEFTOVER = re.compile(r"^[A-Za-z_]\w*[a-z0-9_]{8}\.py$")
 
 
 def _is_nbrunner_leftover(path: Path) -> bool:
-    match = _NBRUNNER_LEFTOVER.match(path.name)
-    if not match:
+    if not _NBRUNNER_LEFTOVER.match(path.name):
         return False
     with contextlib.suppress(OSError, UnicodeDecodeError):
         tail = path.read_text(encoding="utf-8").rstrip().splitlines()[-2:]
-        return len(tail) == 2 and tail[0] == "if __name__ == '__main__':" and path.name.startswith(
-            tail[1].strip().rstrip("()")
-        )
+        # format_flowfile() ends the file with the guard calling the flow: its name
+        # is the file name's prefix (8 random characters and ".py" follow).
+        return tail == ["if __name__ == '__main__':", f"    {path.name[:-11]}()"]
     return False
 
 
@@ -368,6 +367,7 @@ class NotebookExecutor:
         }
         km = KernelManager(kernel_name=kernel_name, connection_file=str(self._store.tmp / f"kernel-{token}.json"))
         client = NotebookClient(nb, km=km, timeout=timeout, kernel_name=kernel_name)
+        runs_before = self._runs()
         try:
             # Looking up the kernel spec imports IPython here, which creates ~/.ipython.
             with _environ(IPYTHONDIR=str(ipython_dir)):
@@ -379,17 +379,20 @@ class NotebookExecutor:
             with contextlib.suppress(Exception):
                 if km.has_kernel:
                     km.shutdown_kernel(now=True)
-            self._record_runs()
+            # The runs the notebook made go to the failure report ("metaflow runs").
+            for pathspec, run in self._runs().items():
+                if pathspec not in runs_before:
+                    self._on_run(_store.bind(run))
         return nb
 
-    def _record_runs(self) -> None:
-        # The runs the notebook made, for the failure report ("metaflow runs").
-        with contextlib.suppress(Exception):
-            from metaflow import Metaflow
+    def _runs(self) -> Dict[str, Any]:
+        if self._store.use_config:  # the user's own metadata: not ours to list
+            return {}
+        from metaflow import Metaflow
 
-            for flow in Metaflow():
-                for run in flow:
-                    self._on_run(_store.bind(run))
+        with contextlib.suppress(Exception):  # a listing problem must not hide the notebook's outcome
+            return {run.pathspec: run for flow in Metaflow() for run in flow}
+        return {}
 
     def close(self) -> None:
         """Kill every kernel and whatever it started; remove files NBRunner left behind."""
