@@ -346,7 +346,7 @@ class NotebookExecutor:
         for module in ("nbformat", "nbclient", "ipykernel"):
             pytest.importorskip(module, reason=f"run_notebook needs {module}: pip install 'pytest-metaflow[notebook]'")
         import nbformat
-        from jupyter_client.manager import KernelManager
+        from jupyter_client.manager import AsyncKernelManager
         from nbclient import NotebookClient
         from nbclient.exceptions import CellExecutionError
 
@@ -365,7 +365,10 @@ class NotebookExecutor:
             # IPython's history and profile go to the store, not ~/.ipython.
             "IPYTHONDIR": str(ipython_dir),
         }
-        km = KernelManager(kernel_name=kernel_name, connection_file=str(self._store.tmp / f"kernel-{token}.json"))
+        # nbclient enforces its cell timeout only with the async manager.
+        km = AsyncKernelManager(
+            kernel_name=kernel_name, connection_file=str(self._store.tmp / f"kernel-{token}.json")
+        )
         client = NotebookClient(nb, km=km, timeout=timeout, kernel_name=kernel_name)
         runs_before = self._runs()
         try:
@@ -375,10 +378,8 @@ class NotebookExecutor:
         except CellExecutionError as e:
             raise _cell_error(notebook_path, nb, e) from None
         finally:
-            # A kernel that did not stop when asked is killed with its runs at close().
-            with contextlib.suppress(Exception):
-                if km.has_kernel:
-                    km.shutdown_kernel(now=True)
+            # nbclient shut the kernel down (cleanup_kc); whatever survived, such as
+            # a run NBRunner started, is killed by its token at close().
             # The runs the notebook made go to the failure report ("metaflow runs").
             for pathspec, run in self._runs().items():
                 if pathspec not in runs_before:

@@ -93,6 +93,7 @@ def test_cell_error_reports_source_and_traceback_and_kernel_is_gone(nb_pytester:
         def test_kernel_was_killed():
             pid = int(Path("kernel.pid").read_text())
             assert not os.path.exists(f"/proc/{pid}") or "zombie" in open(f"/proc/{pid}/status").read()
+            assert Path("kernel.pid").read_text().isdigit()
         """
     )
     result = nb_pytester.runpytest_subprocess()
@@ -200,3 +201,55 @@ def test_missing_extra_skips_with_the_reason(nb_pytester: pytest.Pytester) -> No
     result = nb_pytester.runpytest_subprocess("-rs")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["SKIPPED*run_notebook needs nbclient: pip install 'pytest-metaflow[[]notebook[]]'"])
+
+
+
+def test_cell_timeout_kills_the_kernel_and_the_runs_it_started(nb_pytester: pytest.Pytester) -> None:
+    pids = nb_pytester.mkdir("pids")
+    write_notebook(
+        nb_pytester.path / "slow.ipynb",
+        [
+            f"""\
+import os, pathlib, time
+from metaflow import FlowSpec, NBRunner, step
+
+PIDS = pathlib.Path({str(pids)!r})
+
+
+class SleepyFlow(FlowSpec):
+    @step
+    def start(self):
+        (PIDS / str(os.getpid())).write_text("task")
+        time.sleep(300)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+(PIDS / str(os.getpid())).write_text("kernel")
+NBRunner(SleepyFlow, pylint=False).nbrun()""",
+        ],
+    )
+    nb_pytester.makepyfile(
+        """
+        def test_slow(run_notebook):
+            run_notebook("slow.ipynb", timeout=10)
+        """
+    )
+    result = nb_pytester.runpytest_subprocess()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*CellTimeoutError*"])
+    roles = {int(p.name): p.read_text() for p in pids.iterdir()}
+    assert sorted(roles.values()) == ["kernel", "task"]
+    for pid in roles:
+        assert not _alive(pid), roles[pid]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
