@@ -153,6 +153,10 @@ class FixtureRunner(metaflow.Runner):
 
     @contextlib.contextmanager
     def _calling(self) -> Iterator[None]:
+        # Metaflow leaves its log files open in the parent (the async child's
+        # handles, the reads that build its error message); that ResourceWarning
+        # is not the test's business.
+        warnings.filterwarnings("ignore", r"unclosed file .*std(out|err)\.log", ResourceWarning)
         with _store.tempdir(self._store.tmp), _keep_cwd():
             try:
                 yield
@@ -172,9 +176,6 @@ class FixtureRunner(metaflow.Runner):
         return self._finish(result)
 
     async def _acall(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        # Metaflow hands the async child its log files and drops the parent's
-        # handles without closing them; that ResourceWarning is not the test's.
-        warnings.filterwarnings("ignore", r"unclosed file .*std(out|err)\.log", ResourceWarning)
         with self._calling():
             result = await method(*args, **kwargs)
         return self._finish(result)

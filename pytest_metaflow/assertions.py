@@ -93,7 +93,7 @@ def _searched(result: Any, step: Optional[str], stream: str) -> tuple:
     if stream not in _STREAMS:
         raise ValueError(f"stream must be 'stdout' or 'stderr', got {stream!r}")
     tasks = r.tasks(result, step)
-    text = "\n".join(r.log_of(t, stream) for t in tasks)
+    text = "\n".join(r.log_of(t, stream).rstrip("\n") for t in tasks)
     executing, _ = r.split(result)
     if not text.strip() and executing is not None and step is None and r.kind(r.split(result)[1]) == "task":
         text = getattr(executing, stream)  # a spun task without persisted logs

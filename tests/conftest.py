@@ -16,6 +16,11 @@ import pytest
 pytest_plugins = ["pytester"]
 
 FLOWS = Path(__file__).parent / "flows"
+INNER_INI = """
+[pytest]
+addopts = -p no:cacheprovider
+asyncio_default_fixture_loop_scope = function
+"""
 
 
 @pytest.fixture
@@ -23,9 +28,14 @@ def flow_pytester(pytester: pytest.Pytester) -> pytest.Pytester:
     """A pytester dir holding a copy of every flow in ``tests/flows/``."""
     for flow in FLOWS.glob("*.py"):
         shutil.copy(flow, pytester.path / flow.name)
-    # The inner pytest must not inherit our -W error/-p options for its own reasons.
-    pytester.makeini("[pytest]\naddopts = -p no:cacheprovider\n")
     return pytester
+
+
+@pytest.fixture(autouse=True)
+def _inner_ini(request: pytest.FixtureRequest) -> None:
+    """Every inner pytest gets a minimal ini (not this project's strict one)."""
+    if "pytester" in request.fixturenames:
+        request.getfixturevalue("pytester").makeini(INNER_INI)
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,26 @@
+"""A flow that rejects bad input by failing a step."""
+
+from metaflow import FlowSpec, Parameter, step
+
+
+class ValidateFlow(FlowSpec):
+    threshold = Parameter("threshold", default=0.5, type=float)
+
+    @step
+    def start(self):
+        self.next(self.check)
+
+    @step
+    def check(self):
+        if not 0 <= self.threshold <= 1:
+            raise ValueError(f"threshold must be within [0, 1], got {self.threshold}")
+        self.accepted = True
+        self.next(self.end)
+
+    @step
+    def end(self):
+        print("threshold accepted")
+
+
+if __name__ == "__main__":
+    ValidateFlow()
