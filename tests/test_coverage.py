@@ -26,11 +26,15 @@ def test_hello(runner):
 """
 
 
-@pytest.fixture
-def cov_pytester(flow_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
-    # Coverage measuring this suite (patch=subprocess) must not leak into the inner one.
+@pytest.fixture(autouse=True)
+def _no_outer_coverage(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Coverage measuring this suite's own processes must not leak into the inner pytest.
     for var in ("COVERAGE_PROCESS_CONFIG", "COVERAGE_PROCESS_START", "COV_CORE_SOURCE"):
         monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture
+def cov_pytester(flow_pytester: pytest.Pytester) -> pytest.Pytester:
     flow_pytester.makepyfile(test_left=TEST_LEFT, test_hello=TEST_HELLO)
     return flow_pytester
 
@@ -122,9 +126,7 @@ print(json.dumps([config.parallel, config.branch, config.data_file, config.sourc
 """
 
 
-def test_child_env_carries_the_active_configuration(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("COVERAGE_PROCESS_CONFIG", "COVERAGE_PROCESS_START"):
-        monkeypatch.delenv(var, raising=False)
+def test_child_env_carries_the_active_configuration(pytester: pytest.Pytester) -> None:
     result = pytester.run(sys.executable, "-c", CHILD_ENV_SCRIPT)
     assert result.ret == 0, result.stderr.str()
     here = str(pytester.path)
