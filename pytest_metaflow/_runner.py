@@ -8,21 +8,26 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
 import threading
 import warnings
+from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import metaflow
 from metaflow.exception import MetaflowException
 from metaflow.runner import click_api
 
-from . import _flowfile, _processes, _store
+from . import _flowfile, _processes, _spin, _store
 from .errors import FlowStartError, InvalidFlowError
 
 _TRACEBACK = "Traceback (most recent call last):"
+_OWN_ERROR = "RuntimeError: pytest-metaflow:"
+# "2026-01-01 12:00:00.000 [123/score/0 (pid 42)] " before each line of a task's output
+_TASK_PREFIX = re.compile(r"^\S+ \S+ \[[^\]]*\] ?", re.MULTILINE)
 
 
 @contextlib.contextmanager
@@ -63,6 +68,12 @@ def _keep_cwd() -> Iterator[None]:
 def _reason(stderr: str, stdout: str) -> str:
     """The lines of a dead child's output that say why it died."""
     text = stderr if stderr.strip() else stdout
+    if _TRACEBACK not in stderr and _TRACEBACK in stdout:
+        # A spin prints its task's output, traceback included, on stdout.
+        text = _TASK_PREFIX.sub("", stdout)
+    ours = [l.strip() for l in text.splitlines() if l.strip().startswith(_OWN_ERROR)]
+    if ours:  # raised by a file the plugin wrote (spin's artifacts module)
+        return "    " + ours[-1]
     lines = [l for l in text.splitlines() if l.strip()]
     if _TRACEBACK in text:
         tb = text[text.rindex(_TRACEBACK):].splitlines()
@@ -121,6 +132,7 @@ class FixtureRunner(metaflow.Runner):
         click_api.loaded_modules.pop(flow_file, None)
         self._store = store
         self._on_result = on_result
+        self._spin_modules: List[Path] = []
         self.token = _processes.new_token()
         full_env = {**store.env(profile=profile), **(env or {}), _processes.TOKEN_VAR: self.token}
         with _keep_sigint(), _keep_cwd():
@@ -174,8 +186,29 @@ class FixtureRunner(metaflow.Runner):
     def resume(self, **kwargs: Any) -> Any:
         return self._call(super().resume, **kwargs)
 
-    def spin(self, pathspec: str, **kwargs: Any) -> Any:
-        return self._call(super().spin, pathspec, **kwargs)
+    def spin(self, pathspec: str, *, artifacts: Optional[Dict[str, Any]] = None, **kwargs: Any) -> Any:
+        """Re-run one step of an earlier run (Metaflow's ``spin``), with inputs given as plain values.
+
+        Parameters
+        ----------
+        pathspec : str
+            The step or task to spin, as Metaflow's ``spin`` takes it.
+        artifacts : Dict[str, Any], optional
+            Artifact name to value, overriding what the step reads from the
+            original run (for a join step: input pathspec ``run_id/step/task_id``
+            to such a dict). Written into a temporary artifacts module that is
+            passed as ``artifacts_module=`` and removed afterwards.
+        **kwargs : Any
+            Passed to Metaflow's ``spin`` unchanged. Note ``persist=False`` is
+            Metaflow's default: pass ``persist=True`` to read the spun task's
+            artifacts.
+        """
+        module = self._artifacts_module(artifacts, kwargs)
+        try:
+            return self._call(super().spin, pathspec, **kwargs)
+        finally:
+            if module is not None:
+                module.unlink(missing_ok=True)
 
     async def async_run(self, **kwargs: Any) -> Any:
         return await self._acall(super().async_run, **kwargs)
@@ -183,8 +216,21 @@ class FixtureRunner(metaflow.Runner):
     async def async_resume(self, **kwargs: Any) -> Any:
         return await self._acall(super().async_resume, **kwargs)
 
-    async def async_spin(self, pathspec: str, **kwargs: Any) -> Any:
+    async def async_spin(self, pathspec: str, *, artifacts: Optional[Dict[str, Any]] = None, **kwargs: Any) -> Any:
+        """Like ``spin``, returning as soon as the task started; the artifacts module lives until ``cleanup()``."""
+        module = self._artifacts_module(artifacts, kwargs)
+        if module is not None:
+            self._spin_modules.append(module)  # the spin process reads it after we return
         return await self._acall(super().async_spin, pathspec, **kwargs)
+
+    def _artifacts_module(self, artifacts: Optional[Dict[str, Any]], kwargs: Dict[str, Any]) -> Optional[Path]:
+        if artifacts is None:
+            return None
+        if kwargs.get("artifacts_module") is not None:
+            raise TypeError("spin() takes artifacts= or artifacts_module=, not both")
+        module = _spin.write_artifacts_module(artifacts, self._store.tmp, self.token)
+        kwargs["artifacts_module"] = str(module)
+        return module
 
     # -- teardown ---------------------------------------------------------------
 
@@ -208,6 +254,8 @@ class FixtureRunner(metaflow.Runner):
         """Delete temporary files; logs stay readable through ``stdout``/``stderr``."""
         self._keep_logs()
         super().cleanup()
+        while self._spin_modules:
+            self._spin_modules.pop().unlink(missing_ok=True)
 
     def __exit__(self, *exc: Any) -> None:
         self.cleanup()

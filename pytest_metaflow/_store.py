@@ -25,6 +25,8 @@ import threading
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
+from . import _coverage
+
 FALLBACK_USER = "pytest"
 
 
@@ -55,7 +57,7 @@ class Store:
 
     def env(self, *, profile: Optional[str] = None) -> Dict[str, str]:
         """Environment for a run's process tree (added on top of ``os.environ``)."""
-        env = {"TMPDIR": str(self.tmp)}
+        env = {"TMPDIR": str(self.tmp), **_coverage.child_env()}
         if resolve_user() is None:
             env["METAFLOW_USER"] = FALLBACK_USER
         if self.use_config:

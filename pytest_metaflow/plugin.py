@@ -10,7 +10,7 @@ from typing import Any, Generator, List
 
 import pytest
 
-from . import reporting
+from . import _coverage, reporting
 from .fixtures import (  # noqa: F401  (fixtures are registered by import)
     RUNS_KEY,
     SESSION_KEY,
@@ -55,6 +55,7 @@ def pytest_configure(config: pytest.Config) -> None:
         use_config=_flag(config, "metaflow_use_config"),
     )
     config.stash[SESSION_KEY] = SessionState(settings=settings)
+    _coverage.share_with_xdist_workers(config)
     reporting.verbosity = config.get_verbosity()
 
 
