@@ -314,10 +314,12 @@ def _is_nbrunner_leftover(path: Path) -> bool:
     if not _NBRUNNER_LEFTOVER.match(path.name):
         return False
     with contextlib.suppress(OSError, UnicodeDecodeError):
-        tail = path.read_text(encoding="utf-8").rstrip().splitlines()[-2:]
-        # format_flowfile() ends the file with the guard calling the flow: its name
-        # is the file name's prefix (8 random characters and ".py" follow).
-        return tail == ["if __name__ == '__main__':", f"    {path.name[:-11]}()"]
+        text = path.read_text(encoding="utf-8")
+        # Empty when format_flowfile() raised (no FlowSpec in the cell); otherwise it
+        # ends with the guard calling the flow, whose name is the file name's prefix
+        # (8 random characters and ".py" follow).
+        tail = text.rstrip().splitlines()[-2:]
+        return not text or tail == ["if __name__ == '__main__':", f"    {path.name[:-11]}()"]
     return False
 
 

@@ -127,6 +127,11 @@ def test_failed_flow_in_notebook_shows_runs_and_leaves_no_files(nb_pytester: pyt
         # A graph error: NBRunner raises before its cleanup and leaves its flow file in the cwd.
         [FLOW_CELL.replace("self.next(self.end)", "pass")],
     )
+    write_notebook(
+        nb_pytester.path / "split.ipynb",
+        # NBRunner called outside the flow's cell: it raises and leaves an empty flow file.
+        FLOW_CELL.split("\n\nrun = ")[0:1] + ["NBRunner(SquareFlow).nbrun()"],
+    )
     nb_pytester.makepyfile(
         """
         import pytest
@@ -138,10 +143,14 @@ def test_failed_flow_in_notebook_shows_runs_and_leaves_no_files(nb_pytester: pyt
         def test_graph(run_notebook):
             with pytest.raises(NotebookCellError, match="raised RuntimeError"):
                 run_notebook("graph.ipynb")
+
+        def test_flow_not_in_the_cell(run_notebook):
+            with pytest.raises(NotebookCellError, match="doesn't contain any class that inherits"):
+                run_notebook("split.ipynb")
         """
     )
     result = nb_pytester.runpytest_subprocess()
-    result.assert_outcomes(failed=1, passed=1)
+    result.assert_outcomes(failed=1, passed=2)
     result.stdout.fnmatch_lines(
         [
             "*AssertionError: the flow failed",
