@@ -282,7 +282,8 @@ class NBRunnerFactory:
             show_output=show_output,
             profile=profile,
             env=env,
-            cwd=str(directory),
+            # As with NBRunner: the run's cwd is base_dir if given, else the current one.
+            cwd=None if base_dir is None else str(directory),
             file_read_timeout=file_read_timeout,
             **top_level_kwargs,
         )

@@ -191,7 +191,8 @@ def nbrunner(request: pytest.FixtureRequest, metaflow_store: _store.Store) -> It
     The steps see every name of the flow's module. A source string with several
     FlowSpec subclasses runs the last one. The flow file generated for it goes to
     ``base_dir`` (default: this test's temp area) and is removed at teardown, after
-    every process it started is killed.
+    every process it started is killed. The run's cwd is ``base_dir`` if given,
+    else the current directory.
     """
     state = request.config.stash[SESSION_KEY]
     factory = RunnerFactory(

@@ -36,6 +36,7 @@ class OtherFlow(FlowSpec):
     @step
     def start(self):
         self.y = "other"
+        self.cwd = os.getcwd()
         self.next(self.end)
 
     @step
@@ -92,6 +93,7 @@ def test_inline(nbrunner, tmp_path):
     assert Flow("InlineFlow").latest_run.pathspec == run.pathspec
     other = nbrunner(OtherFlow).nbrun()
     assert other.data.y == "other" and other.pathspec.startswith("OtherFlow/")
+    assert other.data.cwd == os.getcwd()
 '''
     )
     result = nb_pytester.runpytest_subprocess("--basetemp", str(nb_pytester.path / "bt"))
@@ -306,7 +308,8 @@ import os
 def test_base_dir(nbrunner):
     nb = nbrunner(OtherFlow, base_dir={str(out)!r})
     assert os.path.dirname(nb.flow_file) == {str(out)!r}
-    assert nb.nbrun().data.y == "other"
+    run = nb.nbrun()
+    assert run.data.y == "other" and run.data.cwd == {str(out)!r}
     raise RuntimeError("the test fails after the run")
 '''
     )
