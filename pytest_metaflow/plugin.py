@@ -55,7 +55,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         group.addoption(f"--metaflow-{name}", action="store_true", default=None, dest=dest, help=help_text)
         parser.addini(dest, help_text, type="bool", default=False)
     group.addoption("--metaflow-collect", action="append", metavar="GLOB", dest="metaflow_collect", help=COLLECT_HELP)
-    parser.addini("metaflow_collect", COLLECT_HELP, type="linelist", default=[])
+    parser.addini("metaflow_collect", COLLECT_HELP, type="args", default=[])
     group.addoption("--metaflow-keep", metavar="{none,failed,all}", dest="metaflow_keep", help=KEEP_HELP)
     parser.addini("metaflow_keep", KEEP_HELP, default="none")
     group.addoption("--metaflow-durations", metavar="N", dest="metaflow_durations", help=DURATIONS_HELP)
