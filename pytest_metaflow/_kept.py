@@ -36,7 +36,7 @@ def session_dir(basetemp: Path, *, is_worker: bool) -> Path:
 
 def target(session: Path, nodeid: str) -> Path:
     """A readable, unique directory name for a test id."""
-    readable = re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_")[:80]
+    readable = re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_")[-80:]  # the test name is at the end
     return session / f"{readable}-{hashlib.sha1(nodeid.encode()).hexdigest()[:6]}"
 
 
