@@ -22,6 +22,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import fnmatch
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -244,7 +245,9 @@ def run_case(runner_fixture: Any, path: str, case: FlowCase) -> None:
     from . import reporting
     from .assertions import assert_run_failed, assert_run_succeeded
 
-    runner = runner_fixture(path, env=case.env or None)
+    # From the flow's directory: relative paths in the flow (IncludeFile
+    # defaults, data files) resolve the same whatever directory pytest runs in.
+    runner = runner_fixture(path, env=case.env or None, cwd=os.path.dirname(path))
     deadline = _Deadline(runner, case.timeout) if case.timeout else None
     try:
         with deadline or contextlib.nullcontext():
