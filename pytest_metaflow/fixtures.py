@@ -11,11 +11,11 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Protocol, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Protocol, Tuple, Union
 
 import pytest
 
-from . import _flowfile, _notebook, _store
+from . import _flowfile, _kept, _notebook, _store
 
 if TYPE_CHECKING:
     import metaflow
@@ -29,6 +29,9 @@ class Settings:
     show_output: bool = False
     pylint: bool = False
     use_config: bool = False
+    collect: Tuple[str, ...] = ()
+    keep: str = "none"
+    durations: int = 5
 
 
 @dataclass
@@ -37,10 +40,14 @@ class SessionState:
     current_item: Optional[pytest.Item] = None
     session_store: Optional[_store.Store] = None
     session_exit: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+    kept_session: Optional[Path] = None
+    run_infos: List[Dict[str, Any]] = field(default_factory=list)
 
 
 SESSION_KEY = pytest.StashKey[SessionState]()
 RUNS_KEY = pytest.StashKey[List[Any]]()
+STORE_KEY = pytest.StashKey[_store.Store]()
+FAILED_KEY = pytest.StashKey[bool]()  # set by the plugin when setup or call failed
 
 
 def record(item: Optional[pytest.Item], result: Any) -> None:
@@ -130,17 +137,44 @@ def _search_dirs(request: pytest.FixtureRequest, state: SessionState) -> Callabl
     return dirs
 
 
+def kept_path(item: pytest.Item, state: SessionState) -> Optional[Path]:
+    """Where ``item``'s store is (or will be) kept, ``None`` if it is removed at teardown."""
+    keep = state.settings.keep
+    if state.kept_session is None or not (keep == "all" or (keep == "failed" and item.stash.get(FAILED_KEY, False))):
+        return None
+    return _kept.target(state.kept_session, item.nodeid)
+
+
+def _dispose(item: pytest.Item, store: _store.Store, state: SessionState) -> None:
+    # Runs after the call report: FAILED_KEY tells whether the test failed.
+    if kept_path(item, state) is None:
+        store.remove()
+    else:
+        _kept.tidy(store.path)
+
+
 @pytest.fixture
 def metaflow_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[_store.Store]:
     """This test's hermetic Metaflow store; the Metaflow client in the test reads it.
 
     ``store.path`` is the directory, ``store.env()`` the environment that points a
-    Metaflow process at it. Removed at teardown.
+    Metaflow process at it. Removed at teardown, or kept (``--metaflow-keep``).
     """
     state = request.config.stash[SESSION_KEY]
-    store = _store.Store(tmp_path_factory.mktemp("metaflow-"), use_config=state.settings.use_config)
+    if state.settings.keep == "none":
+        path = tmp_path_factory.mktemp("metaflow-")
+    else:
+        # Made where it is kept: runs record their datastore's absolute path, so
+        # a store cannot be moved after the fact.
+        if state.kept_session is None:
+            is_worker = hasattr(request.config, "workerinput")
+            state.kept_session = _kept.session_dir(tmp_path_factory.getbasetemp(), is_worker=is_worker)
+            _kept.prune(state.kept_session)
+        path = _kept.fresh(_kept.target(state.kept_session, request.node.nodeid))
+    store = _store.Store(path, use_config=state.settings.use_config)
+    request.node.stash[STORE_KEY] = store
     with contextlib.ExitStack() as stack:
-        stack.callback(store.remove)
+        stack.callback(_dispose, request.node, store, state)
         if not store.use_config:
             stack.enter_context(_store.client_bound_to(store, current=True))
         yield store

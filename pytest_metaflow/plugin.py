@@ -6,16 +6,21 @@ disables it). Importing this module does not import metaflow.
 
 from __future__ import annotations
 
-from typing import Any, Generator, List
+import os
+from pathlib import Path
+from typing import Any, Generator, List, Optional
 
 import pytest
 
-from . import _coverage, reporting
+from . import _collect, _coverage, _kept, _summary, reporting
 from .fixtures import (  # noqa: F401  (fixtures are registered by import)
+    FAILED_KEY,
     RUNS_KEY,
     SESSION_KEY,
+    STORE_KEY,
     SessionState,
     Settings,
+    kept_path,
     metaflow_store,
     nbrunner,
     run_notebook,
@@ -29,6 +34,16 @@ USE_CONFIG_HELP = (
     "run flows with your Metaflow configuration (METAFLOW_HOME/profile, datastore, "
     "metadata service) instead of a hermetic local store per test"
 )
+COLLECT_HELP = (
+    "collect flow files matching GLOB as tests, one per case of their PYTEST_METAFLOW dict "
+    "(a glob with '/' matches the path relative to the rootdir, otherwise the file name; repeatable)"
+)
+KEEP_HELP = (
+    "keep the Metaflow store of failed (or all) tests for a post-mortem, under "
+    "<pytest temp root>/metaflow-kept/ (last 3 sessions); default: none"
+)
+DURATIONS_HELP = "show the N slowest flow runs and steps in the terminal summary (0: all; default 5)"
+_SEEN_KEY = pytest.StashKey[int]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -41,6 +56,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest = "metaflow_" + name.replace("-", "_")
         group.addoption(f"--metaflow-{name}", action="store_true", default=None, dest=dest, help=help_text)
         parser.addini(dest, help_text, type="bool", default=False)
+    group.addoption("--metaflow-collect", action="append", metavar="GLOB", dest="metaflow_collect", help=COLLECT_HELP)
+    parser.addini("metaflow_collect", COLLECT_HELP, type="args", default=[])
+    group.addoption("--metaflow-keep", metavar="{none,failed,all}", dest="metaflow_keep", help=KEEP_HELP)
+    parser.addini("metaflow_keep", KEEP_HELP, default="none")
+    group.addoption("--metaflow-durations", metavar="N", dest="metaflow_durations", help=DURATIONS_HELP)
+    parser.addini("metaflow_durations", DURATIONS_HELP, default="5")
 
 
 def _flag(config: pytest.Config, name: str) -> bool:
@@ -48,13 +69,44 @@ def _flag(config: pytest.Config, name: str) -> bool:
     return bool(config.getini(name) if value is None else value)
 
 
+def _value(config: pytest.Config, name: str) -> "tuple[str, str]":
+    """``(value, where it came from)``: the command line wins over the ini file."""
+    value = config.getoption(name)
+    if value is not None:
+        return value, "--" + name.replace("_", "-")
+    return config.getini(name), f"ini option {name}"
+
+
+def _keep(config: pytest.Config) -> str:
+    value, source = _value(config, "metaflow_keep")
+    if value not in _kept.KEEP_CHOICES:
+        raise pytest.UsageError(f"{source}: expected one of {', '.join(_kept.KEEP_CHOICES)}, got {value!r}")
+    return value
+
+
+def _durations(config: pytest.Config) -> int:
+    value, source = _value(config, "metaflow_durations")
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise pytest.UsageError(f"{source}: expected a number >= 0 (0 shows all), got {value!r}")
+    return number
+
+
 def pytest_configure(config: pytest.Config) -> None:
     settings = Settings(
         show_output=_flag(config, "metaflow_show_output"),
         pylint=_flag(config, "metaflow_pylint"),
         use_config=_flag(config, "metaflow_use_config"),
+        collect=tuple(config.getoption("metaflow_collect") or config.getini("metaflow_collect")),
+        keep=_keep(config),
+        durations=_durations(config),
     )
-    config.stash[SESSION_KEY] = SessionState(settings=settings)
+    state = SessionState(settings=settings)
+    config.stash[SESSION_KEY] = state
+    config.pluginmanager.register(_ReportCollector(state), "metaflow-report-collector")
     _coverage.share_with_xdist_workers(config)
     reporting.verbosity = config.get_verbosity()
 
@@ -68,7 +120,15 @@ def pytest_report_header(config: pytest.Config) -> List[str]:
         mf = "not installed"
     s = config.stash[SESSION_KEY].settings
     store = "your Metaflow configuration" if s.use_config else "hermetic local store per test"
-    return [f"metaflow: {mf}, {store}, pylint {'on' if s.pylint else 'off'}, show output {'on' if s.show_output else 'off'}"]
+    collect = " ".join(s.collect) if s.collect else "off"
+    return [
+        f"metaflow: {mf}, {store}, pylint {'on' if s.pylint else 'off'}, show output {'on' if s.show_output else 'off'}",
+        f"metaflow: collect flows {collect}, keep stores {s.keep}, durations {s.durations}",
+    ]
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Optional[pytest.Collector]:
+    return _collect.collect_file(file_path, parent, parent.config.stash[SESSION_KEY].settings.collect)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -83,8 +143,63 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: Any) -> Generator[None,
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    report = yield
     runs = item.stash.get(RUNS_KEY, [])
-    if report.failed and runs and report.when in ("setup", "call"):
-        report.sections.append(("metaflow runs", "\n".join(reporting.describe(r) for r in runs)))
+    infos: List[_summary.RunInfo] = []
+    if call.when in ("setup", "call"):
+        # Read the runs now: at teardown their store is gone. JUnit XML shows
+        # user_properties as <property> elements.
+        infos = [i for i in (_summary.run_info(r, item.nodeid) for r in runs[item.stash.get(_SEEN_KEY, 0):]) if i]
+        item.stash[_SEEN_KEY] = len(runs)
+        item.user_properties.extend(("metaflow_run", f"{i['pathspec']} {i['status']}") for i in infos)
+    report = yield
+    if report.when not in ("setup", "call"):
+        return report
+    if infos:
+        report.metaflow_runs = infos  # type: ignore[attr-defined]  # plain data: xdist ships it
+    if report.failed:
+        item.stash[FAILED_KEY] = True
+        # A collected flow's failure already is the digest of its run.
+        if runs and not isinstance(item, _collect.FlowItem):
+            report.sections.append(("metaflow runs", "\n".join(reporting.describe(r) for r in runs)))
+    store = item.stash.get(STORE_KEY, None)
+    destination = kept_path(item, item.config.stash[SESSION_KEY])
+    if store is not None and destination is not None and (report.failed or report.when == "call"):
+        report.metaflow_kept = str(destination)  # type: ignore[attr-defined]
+        if report.failed:
+            _add_kept_section(item, report, store, destination)
     return report
+
+
+def _add_kept_section(item: pytest.Item, report: pytest.TestReport, store: Any, destination: Path) -> None:
+    runs = []
+    for result in item.stash.get(RUNS_KEY, []):
+        _, obj = reporting.split(result)
+        if obj is not None and reporting.kind(obj) == "run" and (Path(store.datastore_dir) / obj.pathspec).is_dir():
+            runs.append((obj.pathspec, reporting.status(result)))
+    report.sections.append(("metaflow kept store", _kept.snippet(destination, runs)))
+
+
+class _ReportCollector:
+    """Adds up what test reports carry; on the xdist controller they come from the workers."""
+
+    def __init__(self, state: SessionState) -> None:
+        self.state = state
+        self.kept: List[str] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.state.run_infos.extend(getattr(report, "metaflow_runs", ()))
+        kept = getattr(report, "metaflow_kept", None)
+        if kept and kept not in self.kept:
+            self.kept.append(kept)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.state.run_infos and not self.kept:
+            return
+        terminalreporter.write_sep("=", "metaflow")
+        if self.state.run_infos:
+            for line in _summary.lines(self.state.run_infos, self.state.settings.durations):
+                terminalreporter.write_line(line)
+        if self.kept:
+            where = os.path.commonpath(self.kept) if len(self.kept) > 1 else os.path.dirname(self.kept[0])
+            terminalreporter.write_line(f"kept the Metaflow stores of {len(self.kept)} test(s) in {where}")

@@ -1,0 +1,282 @@
+"""Flow files as tests: ``--metaflow-collect=GLOB`` turns each matching flow file
+into one test item per case.
+
+A flow file is recognised with :mod:`ast` (collection never imports metaflow or
+the flow): it defines a ``FlowSpec`` subclass, or its ``__main__`` block calls a
+class defined in the file. Cases come from an optional module-level literal::
+
+    PYTEST_METAFLOW = {
+        "cases": {
+            "small": {"params": {"epochs": 1}},
+            "bad": {"params": {"threshold": 2.0}, "expect": "failure", "step": "check"},
+            "gpu": {"skip": "needs a GPU"},
+        }
+    }
+
+read with :func:`ast.literal_eval`. Keys at the top level are defaults for
+every case.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import fnmatch
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import pytest
+
+from .errors import InvalidFlowError, PytestMetaflowError
+
+CASES_VAR = "PYTEST_METAFLOW"
+CASE_KEYS = ("params", "expect", "step", "exception", "match", "skip", "marks", "timeout", "env")
+_KILL_EVERY = 0.5
+
+
+class FlowCaseFailed(Exception):
+    """A collected flow case did not behave as declared; the message is the report."""
+
+
+@dataclass(frozen=True)
+class FlowCase:
+    """One way of running a collected flow, declared in ``PYTEST_METAFLOW``."""
+
+    name: Optional[str]
+    params: Dict[str, Any] = field(default_factory=dict)
+    expect: str = "success"
+    step: Optional[str] = None
+    exception: Optional[str] = None
+    match: Optional[str] = None
+    skip: Optional[str] = None
+    marks: Tuple[str, ...] = ()
+    timeout: Optional[float] = None
+    env: Dict[str, str] = field(default_factory=dict)
+
+
+def matches(path: Path, rootpath: Path, globs: Sequence[str]) -> bool:
+    """Whether ``path`` matches a glob: against its name, or (glob with ``/``) its rootdir-relative path."""
+    try:
+        rel = path.relative_to(rootpath).as_posix()
+    except ValueError:
+        rel = path.as_posix()
+    return any(fnmatch.fnmatch(rel if "/" in g else path.name, g) for g in globs)
+
+
+def _flow_class(tree: ast.Module) -> Optional[ast.ClassDef]:
+    classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
+    flows: Dict[str, ast.ClassDef] = {}
+    changed = True
+    while changed:  # FlowSpec subclasses, also through base classes defined in the file
+        changed = False
+        for name, node in classes.items():
+            bases = {b.id if isinstance(b, ast.Name) else getattr(b, "attr", None) for b in node.bases}
+            if name not in flows and bases & ({"FlowSpec"} | set(flows)):
+                flows[name] = node
+                changed = True
+    # The class the __main__ block starts is the flow (also when its base is imported).
+    for node in tree.body:
+        if isinstance(node, ast.If) and "__main__" in ast.dump(node.test):
+            for call in ast.walk(node):
+                if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id in classes:
+                    return classes[call.func.id]
+    return list(flows.values())[-1] if flows else None
+
+
+def _case(name: Optional[str], spec: Any, where: str) -> FlowCase:
+    if not isinstance(spec, dict):
+        raise InvalidFlowError(f"{where}: a case must be a dict, got {spec!r}")
+    unknown = sorted(set(spec) - set(CASE_KEYS))
+    if unknown:
+        raise InvalidFlowError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; known: {', '.join(CASE_KEYS)}")
+    if spec.get("expect", "success") not in ("success", "failure"):
+        raise InvalidFlowError(f"{where}: 'expect' must be 'success' or 'failure', got {spec['expect']!r}")
+    for key, kind in (("params", dict), ("env", dict), ("marks", (list, tuple))):
+        if key in spec and not isinstance(spec[key], kind):
+            raise InvalidFlowError(f"{where}: {key!r} must be a {'dict' if kind is dict else 'list'}, got {spec[key]!r}")
+    timeout = spec.get("timeout")
+    if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
+        raise InvalidFlowError(f"{where}: 'timeout' must be a positive number of seconds, got {timeout!r}")
+    skip = spec.get("skip")
+    return FlowCase(
+        name=name,
+        params=dict(spec.get("params", {})),
+        expect=spec.get("expect", "success"),
+        step=spec.get("step"),
+        exception=spec.get("exception"),
+        match=spec.get("match"),
+        skip=(skip if isinstance(skip, str) else "skipped in PYTEST_METAFLOW") if skip else None,
+        marks=tuple(spec.get("marks", ())),
+        timeout=timeout,
+        env={str(k): str(v) for k, v in spec.get("env", {}).items()},
+    )
+
+
+def _cases(tree: ast.Module, path: str) -> List[FlowCase]:
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        if any(isinstance(t, ast.Name) and t.id == CASES_VAR for t in targets) and node.value is not None:
+            where = f"{path}:{node.lineno}: {CASES_VAR}"
+            try:
+                config = ast.literal_eval(node.value)
+            except ValueError:
+                raise InvalidFlowError(
+                    f"{where} must be a literal (dicts, lists, strings, numbers): it is read without importing the flow"
+                ) from None
+            if not isinstance(config, dict):
+                raise InvalidFlowError(f"{where} must be a dict, got {type(config).__name__}")
+            cases = config.pop("cases", None)
+            if cases is None:
+                return [_case(None, config, where)]
+            if not isinstance(cases, dict) or not cases:
+                raise InvalidFlowError(f"{where}: 'cases' must be a non-empty dict of case name to case")
+            return [_case(str(name), {**config, **(spec or {})}, f"{where}['cases'][{name!r}]") for name, spec in cases.items()]
+    return [FlowCase(name=None)]
+
+
+def inspect_flow_file(path: Union[str, Path]) -> Optional[Tuple[str, int, List[FlowCase]]]:
+    """``(flow class name, its line, cases)`` for a flow file, ``None`` for any other Python file."""
+    source = Path(path).read_text(encoding="utf-8")
+    try:
+        tree = ast.parse(source, filename=str(path))
+    except SyntaxError:
+        # Only a file that mentions a flow is one; the run reports the syntax error.
+        if "FlowSpec" not in source:
+            return None
+        return Path(path).stem, 1, [FlowCase(name=None)]
+    cls = _flow_class(tree)
+    if cls is None:
+        return None
+    return cls.name, cls.lineno, _cases(tree, str(path))
+
+
+def _is_test_module(path: Path, config: pytest.Config) -> bool:
+    return any(fnmatch.fnmatch(path.name, pattern) for pattern in config.getini("python_files"))
+
+
+class FlowFile(pytest.File):
+    """A flow file collected by ``--metaflow-collect``: one item per case."""
+
+    def collect(self) -> Iterable[pytest.Item]:
+        found = inspect_flow_file(self.path)
+        if found is None:
+            return []
+        flow, lineno, cases = found
+        return [FlowItem.from_case(self, flow, lineno, case) for case in cases]
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:  # type: ignore[override]
+        if isinstance(excinfo.value, PytestMetaflowError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+
+def _case_function(path: str, case: FlowCase) -> Any:
+    # The item is a pytest Function so that fixtures (the hermetic store,
+    # autouse fixtures of the user's conftest) apply as to any test.
+    def run_flow_case(runner: Any) -> None:
+        run_case(runner, path, case)
+
+    return run_flow_case
+
+
+class FlowItem(pytest.Function):
+    """One case of a collected flow file, run in the test's hermetic store."""
+
+    flow: str
+    case: FlowCase
+    lineno: int
+
+    @classmethod
+    def from_case(cls, parent: FlowFile, flow: str, lineno: int, case: FlowCase) -> "FlowItem":
+        name = flow if case.name is None else f"{flow}[{case.name}]"
+        item = cls.from_parent(parent, name=name, callobj=_case_function(str(parent.path), case))
+        item.flow, item.case, item.lineno = flow, case, lineno
+        node_id = getattr(item, "_id", None)
+        if case.name is not None and hasattr(node_id, "params") and hasattr(type(node_id), "parse"):
+            # pytest >= 9.1 keeps ids structured ("[case]" as params) and --lf
+            # compares them with ids parsed from the cache: build ours the same way.
+            item._id = type(node_id).parse(str(node_id))
+        for mark in case.marks:
+            item.add_marker(mark)
+        if case.skip:
+            item.add_marker(pytest.mark.skip(reason=case.skip))
+        return item
+
+    def reportinfo(self) -> Tuple[Any, Optional[int], str]:
+        return self.path, self.lineno - 1, self.name
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:  # type: ignore[override]
+        if isinstance(excinfo.value, FlowCaseFailed):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style=style)
+
+
+@dataclass
+class _Deadline:
+    """Kills a runner's processes once ``timeout`` has passed (and keeps killing until stopped)."""
+
+    runner: Any
+    timeout: float
+    fired: bool = False
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def _watch(self) -> None:
+        if self._stop.wait(self.timeout):
+            return
+        self.fired = True
+        while True:  # a process started just after a kill is killed on the next round
+            self.runner.kill()
+            if self._stop.wait(_KILL_EVERY):
+                return
+
+    def __enter__(self) -> "_Deadline":
+        threading.Thread(target=self._watch, name="pytest-metaflow-case-timeout", daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+
+
+def run_case(runner_fixture: Any, path: str, case: FlowCase) -> None:
+    """Run one case with the ``runner`` fixture; raise :class:`FlowCaseFailed` when it misbehaves."""
+    from . import reporting
+    from .assertions import assert_run_failed, assert_run_succeeded
+
+    # From the flow's directory: relative paths in the flow (IncludeFile
+    # defaults, data files) resolve the same whatever directory pytest runs in.
+    runner = runner_fixture(path, env=case.env or None, cwd=os.path.dirname(path))
+    deadline = _Deadline(runner, case.timeout) if case.timeout else None
+    try:
+        with deadline or contextlib.nullcontext():
+            result = runner.run(**case.params)
+    except (PytestMetaflowError, TypeError, ValueError) as e:
+        # Parameter validation (Metaflow's own TypeError/ValueError) and start errors.
+        if deadline is not None and deadline.fired:
+            raise FlowCaseFailed(f"the run did not finish within the case's timeout of {case.timeout} s and was killed") from None
+        given = f" with params {case.params!r}" if case.params else ""
+        raise FlowCaseFailed(f"could not run the flow{given}:\n{type(e).__name__}: {e}") from None
+    if deadline is not None and deadline.fired:
+        raise FlowCaseFailed(
+            f"the run did not finish within the case's timeout of {case.timeout} s and was killed\n"
+            + reporting.describe(result)
+        )
+    try:
+        if case.expect == "failure":
+            assert_run_failed(result, step=case.step, exception=case.exception, match=case.match)
+        else:
+            assert_run_succeeded(result)
+    except AssertionError as e:
+        raise FlowCaseFailed(str(e)) from None
+
+
+def collect_file(file_path: Path, parent: pytest.Collector, globs: Sequence[str]) -> Optional[FlowFile]:
+    """The ``pytest_collect_file`` logic: a :class:`FlowFile` for a matching non-test ``.py`` file."""
+    config = parent.config
+    if not globs or file_path.suffix != ".py" or _is_test_module(file_path, config):
+        return None
+    if not matches(file_path, config.rootpath, globs):
+        return None
+    return FlowFile.from_parent(parent, path=file_path)

@@ -1,0 +1,246 @@
+"""Flow files collected as tests: --metaflow-collect / metaflow_collect, PYTEST_METAFLOW cases."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from pytest_metaflow._collect import FlowCase, inspect_flow_file
+
+CASES_FLOW = '''
+from metaflow import FlowSpec, Parameter, step
+
+PYTEST_METAFLOW = {
+    "cases": {
+        "small": {"params": {"alpha": 2}},
+        "big": {"params": {"alpha": 100}, "marks": ["slow"]},
+        "negative": {"params": {"alpha": -1}, "expect": "failure", "step": "start",
+                     "exception": "ValueError", "match": "alpha must be >= 0"},
+        "wrongly_expected": {"expect": "failure"},
+        "badtype": {"params": {"alpha": "x"}},
+        "later": {"skip": "not today"},
+    }
+}
+
+
+class CasesFlow(FlowSpec):
+    alpha = Parameter("alpha", default=1, type=int)
+
+    @step
+    def start(self):
+        if self.alpha < 0:
+            raise ValueError("alpha must be >= 0")
+        self.x = self.alpha + 1
+        self.next(self.end)
+
+    @step
+    def end(self):
+        print("x is", self.x)
+
+
+if __name__ == "__main__":
+    CasesFlow()
+'''
+
+INI = """
+[pytest]
+markers = slow: a slow case
+asyncio_default_fixture_loop_scope = function
+"""
+
+
+@pytest.fixture
+def flows(flow_pytester: pytest.Pytester) -> pytest.Pytester:
+    """tests/flows/*.py at the top, a flow with cases in flows/, and a test module."""
+    flow_pytester.makeini(INI)
+    (flow_pytester.path / "flows").mkdir()
+    (flow_pytester.path / "flows" / "cases.py").write_text(CASES_FLOW)
+    (flow_pytester.path / "helper.py").write_text("def helper():\n    return 1\n")
+    flow_pytester.makepyfile(
+        test_inline="""
+        from metaflow import FlowSpec, step
+
+        class InlineFlow(FlowSpec):
+            @step
+            def start(self):
+                self.next(self.end)
+
+            @step
+            def end(self):
+                pass
+
+        if __name__ == "__main__":
+            InlineFlow()
+
+        def test_plain():
+            pass
+        """
+    )
+    return flow_pytester
+
+
+def test_collection_does_not_import_metaflow(flow_pytester: pytest.Pytester) -> None:
+    flow_pytester.makeconftest(
+        """
+        import sys
+
+        def pytest_collection_finish(session):
+            assert "metaflow" not in sys.modules, "collection imported metaflow"
+            print("collected", len(session.items), "without metaflow")
+        """
+    )
+    result = flow_pytester.runpytest_subprocess("--metaflow-collect=*.py", "--collect-only", "-q", "-s")
+    result.stdout.fnmatch_lines(["collected 5 without metaflow"])
+    assert result.ret == 0
+
+
+def test_collects_one_item_per_case(flows: pytest.Pytester) -> None:
+    result = flows.runpytest_subprocess("--metaflow-collect=*.py", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(
+        [
+            "failing.py::FailingFlow",
+            "flows/cases.py::CasesFlow[small]",
+            "flows/cases.py::CasesFlow[big]",
+            "flows/cases.py::CasesFlow[negative]",
+            "flows/cases.py::CasesFlow[wrongly_expected]",
+            "flows/cases.py::CasesFlow[badtype]",
+            "flows/cases.py::CasesFlow[later]",
+            "foreach.py::ForeachFlow",
+            "hello.py::HelloFlow",
+            "resumable.py::ResumableFlow",
+            "slow.py::SlowFlow",
+            "test_inline.py::test_plain",
+            "12 tests collected*",
+        ]
+    )
+    # Not flows: a helper module, and a test module (collected as tests only).
+    result.stdout.no_fnmatch_line("helper.py*")
+    result.stdout.no_fnmatch_line("test_inline.py::InlineFlow*")
+    assert result.ret == 0
+
+
+def test_glob_with_a_slash_matches_the_rootdir_relative_path(flows: pytest.Pytester) -> None:
+    flows.makeini(INI + "metaflow_collect =\n    flows/*.py\n    hello.py\n")
+    result = flows.runpytest_subprocess("--collect-only", "-q")
+    result.stdout.fnmatch_lines(["flows/cases.py::CasesFlow[small]", "hello.py::HelloFlow", "test_inline.py::test_plain"])
+    result.stdout.no_fnmatch_line("failing.py*")
+    # The command line replaces the ini list.
+    result = flows.runpytest_subprocess("--metaflow-collect=failing.py", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["failing.py::FailingFlow", "test_inline.py::test_plain", "2 tests collected*"])
+
+
+def test_cases_run_and_fail_with_the_run_digest(flows: pytest.Pytester) -> None:
+    result = flows.runpytest_subprocess("--metaflow-collect=flows/*.py", "--metaflow-collect=failing.py", "-rs")
+    result.assert_outcomes(passed=4, failed=3, skipped=1)
+    out = result.stdout
+    out.fnmatch_lines(
+        [
+            "*_ FailingFlow _*",
+            "expected a successful run, but run FailingFlow/* is failed",
+            "step 'boom' failed (task FailingFlow/*/boom/*): ValueError: bad alpha 42",
+            "*raise ValueError(\"bad alpha 42\")",
+        ]
+    )
+    out.fnmatch_lines(
+        [
+            "*_ CasesFlow?wrongly_expected? _*",
+            "expected the run to fail, but it is successful: CasesFlow/*",
+        ]
+    )
+    out.fnmatch_lines(
+        [
+            "*_ CasesFlow?badtype? _*",
+            "could not run the flow with params {'alpha': 'x'}:",
+            "TypeError: Invalid type for 'alpha'*",
+        ]
+    )
+    out.fnmatch_lines(["SKIPPED ?1? flows/cases.py*: not today"])
+    # A clean report: no traceback into the plugin, no duplicate "metaflow runs" section.
+    out.no_fnmatch_line("*pytest_metaflow/*")
+    out.no_fnmatch_line("*- metaflow runs -*")
+
+
+def test_keyword_marker_and_last_failed_selection_under_xdist(flows: pytest.Pytester) -> None:
+    flows.makeini(INI + "metaflow_collect = flows/*.py hello.py failing.py\n")  # with the cache plugin
+
+    def ran(*args: str) -> list:
+        result = flows.runpytest_subprocess("-n", "2", "-rA", *args)
+        return sorted(line.split()[1] for line in result.outlines if line.startswith(("PASSED ", "FAILED ")))
+
+    assert ran("-k", "small or big or Hello") == [
+        "flows/cases.py::CasesFlow[big]",
+        "flows/cases.py::CasesFlow[small]",
+        "hello.py::HelloFlow",
+    ]
+    assert ran("-m", "slow") == ["flows/cases.py::CasesFlow[big]"]
+    assert len(ran("-k", "not later")) == 8  # 5 cases, 2 flows, test_plain
+    assert ran("--lf") == [
+        "failing.py::FailingFlow",
+        "flows/cases.py::CasesFlow[badtype]",
+        "flows/cases.py::CasesFlow[wrongly_expected]",
+    ]
+
+
+def test_case_timeout_kills_the_run(flows: pytest.Pytester) -> None:
+    (flows.path / "slow.py").write_text(
+        (flows.path / "slow.py").read_text().replace(
+            "class SlowFlow", 'PYTEST_METAFLOW = {"timeout": 3}\n\n\nclass SlowFlow'
+        )
+    )
+    result = flows.runpytest_subprocess("--metaflow-collect=slow.py")
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines(["the run did not finish within the case's timeout of 3 s and was killed*"])
+    # The killed run did not make the test wait for the flow's 60 s sleep.
+    assert result.duration < 50
+
+
+@pytest.mark.parametrize(
+    "declaration, message",
+    [
+        ('PYTEST_METAFLOW = {"cases": {"a": {"parms": {}}}}', "*PYTEST_METAFLOW?'cases'??'a'?: unknown key(s) 'parms'; known: params, *"),
+        ('PYTEST_METAFLOW = {"cases": {"a": {"expect": "boom"}}}', "*'expect' must be 'success' or 'failure', got 'boom'"),
+        ("PYTEST_METAFLOW = dict(cases={})", "*PYTEST_METAFLOW must be a literal*read without importing the flow"),
+        ('PYTEST_METAFLOW = {"timeout": -1}', "*'timeout' must be a positive number of seconds, got -1"),
+    ],
+)
+def test_bad_declarations_are_collection_errors(flow_pytester: pytest.Pytester, declaration: str, message: str) -> None:
+    source = (flow_pytester.path / "hello.py").read_text()
+    (flow_pytester.path / "hello.py").write_text(source.replace("class HelloFlow", declaration + "\n\n\nclass HelloFlow"))
+    result = flow_pytester.runpytest_subprocess("--metaflow-collect=hello.py")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*ERROR collecting hello.py*", message])
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_flow_detection(tmp_path) -> None:
+    def inspect(source: str):
+        path = tmp_path / "f.py"
+        path.write_text(textwrap.dedent(source))
+        return inspect_flow_file(path)
+
+    # A base class imported from elsewhere: the __main__ block names the flow.
+    found = inspect(
+        """
+        from mybase import BaseFlow
+
+        class Mine(BaseFlow):
+            pass
+
+        if __name__ == "__main__":
+            Mine()
+        """
+    )
+    assert found is not None and found[0] == "Mine" and found[2] == [FlowCase(name=None)]
+    assert inspect("import metaflow\nclass A(metaflow.FlowSpec):\n    pass\n")[0] == "A"
+    assert inspect("class NotAFlow:\n    pass\n") is None
+    # Top-level keys are defaults that cases override.
+    cases = inspect(
+        """
+        from metaflow import FlowSpec
+        PYTEST_METAFLOW = {"params": {"a": 1}, "timeout": 5, "cases": {"x": {}, "y": {"params": {"a": 2}}}}
+        class F(FlowSpec):
+            pass
+        """
+    )[2]
+    assert [(c.name, c.params, c.timeout) for c in cases] == [("x", {"a": 1}, 5), ("y", {"a": 2}, 5)]
