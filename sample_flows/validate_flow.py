@@ -2,6 +2,20 @@
 
 from metaflow import FlowSpec, Parameter, step
 
+# Cases for `--metaflow-collect` / ini `metaflow_collect`: each becomes a test item
+# (validate_flow.py::ValidateFlow[ok], ...[too_high]) without a test file.
+PYTEST_METAFLOW = {
+    "cases": {
+        "ok": {"params": {"threshold": 0.2}},
+        "too_high": {
+            "params": {"threshold": 2.0},
+            "expect": "failure",
+            "step": "check",
+            "exception": "ValueError",
+        },
+    }
+}
+
 
 class ValidateFlow(FlowSpec):
     threshold = Parameter("threshold", default=0.5, type=float)
