@@ -8,6 +8,8 @@ import pytest
 
 from pytest_metaflow._collect import FlowCase, inspect_flow_file
 
+from .conftest import FLOWS
+
 CASES_FLOW = '''
 from metaflow import FlowSpec, Parameter, step
 
@@ -91,7 +93,8 @@ def test_collection_does_not_import_metaflow(flow_pytester: pytest.Pytester) -> 
         """
     )
     result = flow_pytester.runpytest_subprocess("--metaflow-collect=*.py", "--collect-only", "-q", "-s")
-    result.stdout.fnmatch_lines(["collected 5 without metaflow"])
+    n_flows = len(list(FLOWS.glob("*.py")))
+    result.stdout.fnmatch_lines([f"collected {n_flows} without metaflow"])
     assert result.ret == 0
 
 
@@ -99,6 +102,7 @@ def test_collects_one_item_per_case(flows: pytest.Pytester) -> None:
     result = flows.runpytest_subprocess("--metaflow-collect=*.py", "--collect-only", "-q")
     result.stdout.fnmatch_lines(
         [
+            "branching.py::BranchingFlow",
             "failing.py::FailingFlow",
             "flows/cases.py::CasesFlow[small]",
             "flows/cases.py::CasesFlow[big]",
@@ -108,10 +112,12 @@ def test_collects_one_item_per_case(flows: pytest.Pytester) -> None:
             "flows/cases.py::CasesFlow[later]",
             "foreach.py::ForeachFlow",
             "hello.py::HelloFlow",
+            "joining.py::JoiningFlow",
             "resumable.py::ResumableFlow",
+            "scoring.py::ScoringFlow",
             "slow.py::SlowFlow",
             "test_inline.py::test_plain",
-            "12 tests collected*",
+            "15 tests collected*",
         ]
     )
     # Not flows: a helper module, and a test module (collected as tests only).
