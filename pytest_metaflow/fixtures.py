@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional,
 
 import pytest
 
-from . import _flowfile, _store
+from . import _flowfile, _leakguard, _processes, _store
 
 if TYPE_CHECKING:
     import metaflow
@@ -28,6 +28,8 @@ class Settings:
     show_output: bool = False
     pylint: bool = False
     use_config: bool = False
+    timeout: Optional[float] = None
+    leak_guard: bool = True
 
 
 @dataclass
@@ -36,10 +38,34 @@ class SessionState:
     current_item: Optional[pytest.Item] = None
     session_store: Optional[_store.Store] = None
     session_exit: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+    watchdog: _processes.Watchdog = field(default_factory=_processes.Watchdog)
 
 
 SESSION_KEY = pytest.StashKey[SessionState]()
 RUNS_KEY = pytest.StashKey[List[Any]]()
+
+
+def marker_options(node: pytest.Item) -> Dict[str, Any]:
+    """Keyword arguments of the ``metaflow`` markers on ``node``, the closest winning."""
+    options: Dict[str, Any] = {}
+    for marker in reversed(list(node.iter_markers("metaflow"))):
+        if marker.args:
+            raise TypeError(f"@pytest.mark.metaflow takes keyword arguments only, got {marker.args!r}")
+        options.update(marker.kwargs)
+    return options
+
+
+def parse_timeout(value: Any, source: str) -> Optional[float]:
+    """A run timeout in seconds (``None``/0: none); ``ValueError`` naming ``source`` if bad."""
+    if value is None or value == "":
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if not seconds >= 0 or isinstance(value, bool):
+        raise ValueError(f"{source}: the run timeout must be a number of seconds >= 0, got {value!r}")
+    return seconds or None
 
 
 def record(item: Optional[pytest.Item], result: Any) -> None:
@@ -72,11 +98,16 @@ class RunnerFactory:
         settings: Settings,
         search_dirs: Callable[[], List[Path]],
         on_result: Callable[[Any], None],
+        *,
+        run_timeout: Optional[float] = None,
+        watchdog: Optional[_processes.Watchdog] = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self._search_dirs = search_dirs
         self._on_result = on_result
+        self.run_timeout = run_timeout
+        self.watchdog = watchdog
         self.runners: List[Any] = []
 
     def __call__(
@@ -105,6 +136,8 @@ class RunnerFactory:
             env=env,
             cwd=cwd,
             file_read_timeout=file_read_timeout,
+            run_timeout=self.run_timeout,
+            watchdog=self.watchdog,
             **top_level_kwargs,
         )
         self.runners.append(runner)
@@ -156,11 +189,30 @@ def runner(request: pytest.FixtureRequest, metaflow_store: _store.Store) -> Iter
     teardown.
     """
     state = request.config.stash[SESSION_KEY]
+    options = marker_options(request.node)
+    timeout = state.settings.timeout
+    if "timeout" in options:
+        timeout = parse_timeout(options["timeout"], f"@pytest.mark.metaflow(timeout=...) on {request.node.nodeid}")
     factory = RunnerFactory(
-        metaflow_store, state.settings, _search_dirs(request, state), lambda res: record(request.node, res)
+        metaflow_store,
+        state.settings,
+        _search_dirs(request, state),
+        lambda res: record(request.node, res),
+        run_timeout=timeout,
+        watchdog=state.watchdog,
     )
+    guard = _leakguard.LeakGuard(metaflow_store.tmp) if state.settings.leak_guard else None
     yield factory
+    tokens = [r.token for r in factory.runners]
     factory.close()
+    leaks = guard.leaks(tokens) if guard is not None else []
+    if leaks:
+        pytest.fail(
+            "pytest-metaflow leak guard: the test's runs left behind\n"
+            + "\n".join(f"  {leak}" for leak in leaks)
+            + "\n(--metaflow-no-leak-guard turns this check off)",
+            pytrace=False,
+        )
 
 
 @pytest.fixture(scope="session")
@@ -173,7 +225,12 @@ def runner_factory(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
     state = request.config.stash[SESSION_KEY]
     store = _store.Store(tmp_path_factory.mktemp("metaflow-session"), use_config=state.settings.use_config)
     factory = RunnerFactory(
-        store, state.settings, _search_dirs(request, state), lambda res: record(state.current_item, res)
+        store,
+        state.settings,
+        _search_dirs(request, state),
+        lambda res: record(state.current_item, res),
+        run_timeout=state.settings.timeout,
+        watchdog=state.watchdog,
     )
     with contextlib.ExitStack() as stack:
         stack.callback(store.remove)
