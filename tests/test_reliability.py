@@ -354,3 +354,30 @@ def test_xdist_sessions_do_not_collide(tagged: Tagged) -> None:
     result.assert_outcomes(passed=6, failed=2)
     assert wait_gone(tagged.tag) == []
     assert tagged.stray_files() == []
+
+
+def test_watchdog_cleans_up_after_os_exit(tmp_path: Path) -> None:
+    """The watchdog on its own: an owner that dies by os._exit leaves nothing."""
+    tag = f"watched-{uuid.uuid4().hex}"
+    generated = tmp_path / "generated"
+    generated.mkdir()
+    (generated / "flow.py").write_text("# a generated flow file\n")
+    owner = f"""
+import os, subprocess, sys
+from pytest_metaflow import _processes
+
+watchdog = _processes.Watchdog()
+token = _processes.new_token()
+env = dict(os.environ, PYTEST_METAFLOW_TOKEN=token + "/1")
+subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", {tag!r}],
+                 env=env, start_new_session=True)
+watchdog.add_token(token)
+watchdog.add_path({str(generated)!r})
+os._exit(0)
+"""
+    subprocess.run([sys.executable, "-c", owner], check=True, timeout=60)
+    assert wait_gone(tag) == []
+    deadline = time.monotonic() + GONE_WITHIN
+    while generated.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not generated.exists()
