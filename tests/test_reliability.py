@@ -220,6 +220,25 @@ def test_pytest_timeout_leaves_no_process_and_no_file(tagged: Tagged, method: st
     assert tagged.stray_files() == []
 
 
+def test_run_timeout_keeps_pytest_timeout_signal_alarm(tagged: Tagged) -> None:
+    # Building the Runner arms SIGALRM for the flow import; pytest-timeout's own
+    # alarm must still fire afterwards.
+    tagged.pytester.makepyfile(
+        f"""
+        import pytest
+
+        @pytest.mark.metaflow(timeout=300)
+        @pytest.mark.timeout(4, method="signal")
+        def test_slow(runner):
+            runner("{tagged.flow('slow.py')}").run(seconds=300)
+        """
+    )
+    result = tagged.pytester.runpytest_subprocess()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*Failed: Timeout (>4.0s) from pytest-timeout*"])
+    assert wait_gone(tagged.tag) == []
+
+
 def test_successful_run_helper_process_is_killed_at_teardown(tagged: Tagged) -> None:
     tagged.pytester.makepyfile(
         f"""
