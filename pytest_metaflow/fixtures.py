@@ -186,7 +186,9 @@ def runner(request: pytest.FixtureRequest, metaflow_store: _store.Store) -> Iter
     file_read_timeout=3600, **top_level_kwargs)``. A relative ``flow_file`` is
     looked up next to the test file, then under the rootdir, then in the cwd.
     Every process the runners started is killed and their files removed at
-    teardown.
+    teardown. ``@pytest.mark.metaflow(timeout=SECONDS)`` (or
+    ``--metaflow-timeout``) bounds each run; then the leak guard checks that
+    nothing was left behind.
     """
     state = request.config.stash[SESSION_KEY]
     options = marker_options(request.node)
