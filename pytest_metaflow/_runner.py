@@ -295,16 +295,16 @@ class FixtureRunner(metaflow.Runner):
             try:
                 yield
             except RuntimeError as e:
-                if isinstance(e.__cause__, (subprocess.CalledProcessError, TimeoutError)):
-                    call.settle()
-                    call.kill()  # after file_read_timeout Metaflow leaves the child running
-                    if call.timed_out:
-                        raise call.error() from None
-                    raise _start_error(self.flow_file, e, call.command(), self.file_read_timeout) from None
-                raise
+                call.settle()
+                if not isinstance(e.__cause__, (subprocess.CalledProcessError, TimeoutError)):
+                    raise
+                call.kill()  # after file_read_timeout Metaflow leaves the child running
+                if call.timed_out:
+                    raise call.error() from None
+                raise _start_error(self.flow_file, e, call.command(), self.file_read_timeout) from None
             except (ValueError, TypeError) as e:
                 call.settle()
-                if call.command() is not None:
+                if type(e) not in (ValueError, TypeError) or call.command() is not None:
                     raise
                 # Metaflow checks arguments before starting anything, deep in click_api.
                 raise type(e)(f"{self.flow_file}: {e}") from None
