@@ -13,16 +13,17 @@ import shutil
 import signal
 import subprocess
 import threading
+import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import metaflow
 from metaflow.exception import MetaflowException
 from metaflow.runner import click_api
 
-from . import _flowfile, _processes, _spin, _store
-from .errors import FlowStartError, InvalidFlowError
+from . import _flowfile, _processes, _spin, _store, reporting
+from .errors import FlowStartError, InvalidFlowError, RunTimeoutError
 
 _TRACEBACK = "Traceback (most recent call last):"
 _OWN_ERROR = "RuntimeError: pytest-metaflow:"
@@ -85,9 +86,9 @@ def _reason(stderr: str, stdout: str) -> str:
     return "\n".join(lines[-12:])
 
 
-def _start_error(flow_file: str, error: RuntimeError) -> FlowStartError:
+def _start_error(flow_file: str, error: RuntimeError, command_obj: Any = None, waited: float = 0) -> FlowStartError:
     cause = error.__cause__
-    command = " ".join(getattr(cause, "cmd", []) or [])
+    command = " ".join(getattr(cause, "cmd", None) or getattr(command_obj, "command", None) or [])
     text = str(error)
     stdout = stderr = ""
     if "\nStderr:\n" in text:
@@ -95,13 +96,144 @@ def _start_error(flow_file: str, error: RuntimeError) -> FlowStartError:
     if "\nStdout:\n" in text:
         stdout = text.split("\nStdout:\n", 1)[1]
     if isinstance(cause, TimeoutError):
-        head = f"Metaflow did not start the run of {flow_file} within file_read_timeout"
+        head = f"Metaflow did not start the run of {flow_file} within file_read_timeout={waited:g} s; its processes were killed"
     else:
         head = f"Metaflow could not start the run of {flow_file}:"
+    reason = _reason(stderr, stdout) or "    (no output: did the flow file get stuck at import, in the Metaflow process?)"
     message = "\n".join(
-        [head, _reason(stderr, stdout), "(full logs: the exception's .stdout and .stderr; command: %s)" % command]
+        [head, reason, "(full logs: the exception's .stdout and .stderr; command: %s)" % command]
     )
     return FlowStartError(message, command=command, stdout=stdout, stderr=stderr)
+
+
+@contextlib.contextmanager
+def _import_alarm(seconds: Optional[float], flow_file: str) -> Iterator[None]:
+    """Bound the import of the flow file in this process (``Runner()`` executes it here).
+
+    Uses SIGALRM, so only in the main thread; an alarm already armed (pytest-timeout's
+    ``signal`` method) is honoured and re-armed with the time it has left.
+    """
+    if not seconds or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
+        yield
+        return
+    start = time.monotonic()
+    old_delay, old_interval = signal.getitimer(signal.ITIMER_REAL)
+    old_handler = signal.getsignal(signal.SIGALRM)
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        if old_delay and time.monotonic() - start >= old_delay - 1e-3 and callable(old_handler):
+            old_handler(signum, frame)  # theirs was due first
+            return
+        raise RunTimeoutError(
+            f"importing the flow file {flow_file} took more than the run timeout of {seconds:g} s "
+            "(Metaflow imports it in the pytest process to build its command line); "
+            "does it do slow work at module level?"
+        )
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, min(seconds, old_delay) if old_delay else seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old_handler)
+        if old_delay:
+            left = old_delay - (time.monotonic() - start)
+            signal.setitimer(signal.ITIMER_REAL, max(left, 1e-3), old_interval)
+
+
+# "<date> <time> [<run>/<step>/<task> (pid N)] <message>" in the runtime's output.
+_TASK_LINE = re.compile(r"\[(?P<pathspec>[^\s\]/]+/[^\s\]/]+/[^\s\]/]+) \(pid \d+\)\] ?(?P<text>.*)$")
+_TASK_ENDED = ("Task finished successfully.", "Task failed.")
+
+
+def _running_tasks(output: str) -> List[Tuple[str, List[str]]]:
+    """Tasks that started and never ended in the runtime's output, with their lines."""
+    lines: Dict[str, List[str]] = {}
+    ended = set()
+    for line in output.splitlines():
+        m = _TASK_LINE.search(line)
+        if m:
+            lines.setdefault(m["pathspec"], []).append(m["text"])
+            if m["text"].strip().startswith(_TASK_ENDED):
+                ended.add(m["pathspec"])
+    return [(p, text) for p, text in lines.items() if p not in ended]
+
+
+def _read(path: Optional[str]) -> str:
+    try:
+        with open(path or "", encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+class _Call:
+    """One run/resume/spin started by a runner: its token, its command, its deadline."""
+
+    def __init__(self, runner: "FixtureRunner", token: str, seconds: Optional[float]) -> None:
+        self.runner = runner
+        self.token = token
+        self.seconds = seconds
+        self.timed_out = False
+        self.reported = False
+        self._timer: Optional[threading.Timer] = None
+        if seconds:
+            self._timer = threading.Timer(seconds, self._expire)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def command(self) -> Any:
+        for command in list(self.runner.spm.commands.values()):
+            if command.env.get(_processes.TOKEN_VAR) == self.token:
+                return command
+        return None
+
+    def kill(self, termination_timeout: float = 0) -> None:
+        """Kill this call's whole tree (replaces Metaflow's ``pkill -P`` based kill)."""
+        _processes.kill_processes([self.token])
+
+    def _expire(self) -> None:
+        if not _processes.find_processes([self.token]):
+            return
+        self.timed_out = True
+        command = self.command()
+        if command is not None:
+            command.timeout = True  # ExecutingProcess.status then reads "timeout"
+        self.kill()
+
+    def settle(self) -> None:
+        """Stop the deadline; wait for a kill in progress."""
+        if self._timer is not None:
+            self._timer.cancel()
+            if self._timer.is_alive() and self._timer is not threading.current_thread():
+                self._timer.join()
+
+    def error(self, result: Any = None) -> RunTimeoutError:
+        self.reported = True
+        command = self.command()
+        stdout = _read(command.log_files.get("stdout")) if command is not None else ""
+        stderr = _read(command.log_files.get("stderr")) if command is not None else ""
+        obj = getattr(result, "run", None) or getattr(result, "task", None)
+        what = f"{reporting.kind(obj)} {obj.pathspec}" if obj is not None else f"the run of {self.runner.flow_file}"
+        parts = [
+            f"{what} timed out after {self.seconds:g} s (the metaflow run timeout: "
+            "@pytest.mark.metaflow(timeout=...) or --metaflow-timeout); its processes were killed"
+        ]
+        running = _running_tasks(stdout + "\n" + stderr)
+        flow = obj.pathspec.split("/")[0] + "/" if obj is not None else ""
+        for pathspec, text in running:
+            step = pathspec.split("/")[1]
+            text = [line for line in text if line.strip() != "Task is starting."]
+            parts.append(f"step '{step}' was running (task {flow}{pathspec}); its output:")
+            parts.append(reporting.indent(reporting.tail("\n".join(text), 10)))
+        output = (stderr.strip() + "\n" + stdout.strip()).strip()
+        if not running and output:
+            parts.append("no step was running; output of the Metaflow process:")
+            parts.append(reporting.indent(reporting.tail(output, 10)))
+        elif not running:
+            parts.append("the Metaflow process wrote nothing: it did not get past importing the flow file")
+        return RunTimeoutError("\n".join(parts), result)
 
 
 class FixtureRunner(metaflow.Runner):
@@ -111,7 +243,8 @@ class FixtureRunner(metaflow.Runner):
     store and the client reads them from there; the child gets a user name when
     the environment has none; bad flow files fail at construction with a clear
     message instead of hanging; ``stdout``/``stderr`` of a run stay readable after
-    ``cleanup()``; Ctrl-C keeps reaching pytest.
+    ``cleanup()``; Ctrl-C keeps reaching pytest; each run is bounded by
+    ``run_timeout`` seconds (``None``: no bound) and then killed, whole tree.
     """
 
     def __init__(
@@ -125,6 +258,8 @@ class FixtureRunner(metaflow.Runner):
         env: Optional[Dict[str, str]] = None,
         cwd: Optional[str] = None,
         file_read_timeout: int = 3600,
+        run_timeout: Optional[float] = None,
+        watchdog: Optional[_processes.Watchdog] = None,
         **kwargs: Any,
     ) -> None:
         _flowfile.check(flow_file)
@@ -133,9 +268,12 @@ class FixtureRunner(metaflow.Runner):
         self._store = store
         self._on_result = on_result
         self._spin_modules: List[Path] = []
+        self.run_timeout = run_timeout
+        self._watchdog = watchdog
+        self._calls: List[_Call] = []
         self.token = _processes.new_token()
         full_env = {**store.env(profile=profile), **(env or {}), _processes.TOKEN_VAR: self.token}
-        with _keep_sigint(), _keep_cwd():
+        with _keep_sigint(), _keep_cwd(), _import_alarm(run_timeout, flow_file):
             try:
                 super().__init__(
                     flow_file,
@@ -151,8 +289,19 @@ class FixtureRunner(metaflow.Runner):
 
     # -- every way of starting a process goes through _call / _acall ----------
 
+    def _new_call(self) -> _Call:
+        if not self._calls and self._watchdog is not None:
+            self._watchdog.add_token(self.token)
+        # Each call gets its own token (extending the runner's) and so its own env
+        # dict: Metaflow's CommandManager keeps a reference to the one it was given.
+        token = f"{self.token}/{len(self._calls) + 1}"
+        self.env_vars = {**self.env_vars, _processes.TOKEN_VAR: token}
+        call = _Call(self, token, self.run_timeout)
+        self._calls.append(call)
+        return call
+
     @contextlib.contextmanager
-    def _calling(self) -> Iterator[None]:
+    def _calling(self, call: _Call) -> Iterator[None]:
         # Metaflow leaves its log files open in the parent (the async child's
         # handles, the reads that build its error message); that ResourceWarning
         # is not the test's business.
@@ -161,23 +310,57 @@ class FixtureRunner(metaflow.Runner):
             try:
                 yield
             except RuntimeError as e:
-                if isinstance(e.__cause__, (subprocess.CalledProcessError, TimeoutError)):
-                    raise _start_error(self.flow_file, e) from None
+                call.settle()
+                if not isinstance(e.__cause__, (subprocess.CalledProcessError, TimeoutError)):
+                    raise
+                call.kill()  # after file_read_timeout Metaflow leaves the child running
+                if call.timed_out:
+                    raise call.error() from None
+                raise _start_error(self.flow_file, e, call.command(), self.file_read_timeout) from None
+            except (ValueError, TypeError) as e:
+                call.settle()
+                if type(e) not in (ValueError, TypeError) or call.command() is not None:
+                    raise
+                # Metaflow checks arguments before starting anything, deep in click_api.
+                raise type(e)(f"{self.flow_file}: {e}") from None
+            except BaseException:  # Ctrl-C, pytest-timeout: the deadline is moot
+                call.settle()
                 raise
 
     def _finish(self, result: Any) -> Any:
         _store.bind(result)
+        self._store.claim(result)
         self._on_result(result)
         return result
 
     def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        with self._calling():
+        call = self._new_call()
+        with self._calling(call):
             result = method(*args, **kwargs)
-        return self._finish(result)
+        call.settle()
+        self._finish(result)
+        if call.timed_out:
+            raise call.error(result)
+        return result
 
     async def _acall(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        with self._calling():
+        call = self._new_call()
+        with self._calling(call):
             result = await method(*args, **kwargs)
+        # Metaflow's wait(timeout=...) kills with pkill -P (direct children, procps
+        # needed); kill the whole tree instead.
+        result.command_obj.kill = call.kill
+        metaflow_wait = result.wait
+
+        async def wait(timeout: Optional[float] = None, stream: Optional[str] = None) -> Any:
+            await metaflow_wait(timeout, stream)
+            if call.timed_out and not call.reported:
+                call.settle()
+                raise call.error(result)
+            return result
+
+        wait.__doc__ = metaflow_wait.__doc__
+        result.wait = wait
         return self._finish(result)
 
     def run(self, **kwargs: Any) -> Any:
@@ -236,7 +419,12 @@ class FixtureRunner(metaflow.Runner):
 
     def kill(self) -> List[int]:
         """Kill every process this runner started (the whole tree); return their pids."""
-        return _processes.kill_processes([self.token])
+        for call in self._calls:
+            call.settle()
+        killed = _processes.kill_processes([self.token])
+        if self._watchdog is not None:
+            self._watchdog.discard_token(self.token)
+        return killed
 
     def _keep_logs(self) -> None:
         # Metaflow deletes the log files on cleanup; move them into the store

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from . import _coverage
+from .errors import PytestMetaflowError
 
 FALLBACK_USER = "pytest"
 
@@ -50,6 +51,25 @@ class Store:
         self.home = self.path / "home"
         for d in (self.path / ".metaflow", self.path / ".metaflow_spin", self.tmp, self.logs, self.home):
             d.mkdir(parents=True, exist_ok=True)
+        self._run_ids: Dict[str, int] = {}
+
+    def claim(self, result: Any) -> None:
+        """Fail loudly if two runs in this store got the same run id.
+
+        Local run ids are microsecond timestamps taken by each Metaflow process
+        with no uniqueness check (Metaflow issue 1237): two runs started in the
+        same microsecond would write into one run directory.
+        """
+        run = getattr(result, "run", None)
+        if run is None:  # spin results live in the spin store, ids from a counter
+            return
+        pathspec = run.pathspec
+        pid = id(result.command_obj) if hasattr(result, "command_obj") else id(result)
+        if self._run_ids.setdefault(pathspec, pid) != pid:
+            raise PytestMetaflowError(
+                f"two runs in one store got the same run id {pathspec} (Metaflow issue 1237: "
+                "local run ids are microsecond timestamps); their data is mixed, rerun the test"
+            )
 
     @property
     def datastore_dir(self) -> str:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional,
 
 import pytest
 
-from . import _flowfile, _kept, _notebook, _store
+from . import _flowfile, _kept, _leakguard, _notebook, _processes, _store
 
 if TYPE_CHECKING:
     import metaflow
@@ -32,6 +32,8 @@ class Settings:
     collect: Tuple[str, ...] = ()
     keep: str = "none"
     durations: int = 5
+    timeout: Optional[float] = None
+    leak_guard: bool = True
 
 
 @dataclass
@@ -42,12 +44,36 @@ class SessionState:
     session_exit: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     kept_session: Optional[Path] = None
     run_infos: List[Dict[str, Any]] = field(default_factory=list)
+    watchdog: _processes.Watchdog = field(default_factory=_processes.Watchdog)
 
 
 SESSION_KEY = pytest.StashKey[SessionState]()
 RUNS_KEY = pytest.StashKey[List[Any]]()
 STORE_KEY = pytest.StashKey[_store.Store]()
 FAILED_KEY = pytest.StashKey[bool]()  # set by the plugin when setup or call failed
+
+
+def marker_options(node: pytest.Item) -> Dict[str, Any]:
+    """Keyword arguments of the ``metaflow`` markers on ``node``, the closest winning."""
+    options: Dict[str, Any] = {}
+    for marker in reversed(list(node.iter_markers("metaflow"))):
+        if marker.args:
+            raise TypeError(f"@pytest.mark.metaflow takes keyword arguments only, got {marker.args!r}")
+        options.update(marker.kwargs)
+    return options
+
+
+def parse_timeout(value: Any, source: str) -> Optional[float]:
+    """A run timeout in seconds (``None``/0: none); ``ValueError`` naming ``source`` if bad."""
+    if value is None or value == "":
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if not seconds >= 0 or isinstance(value, bool):
+        raise ValueError(f"{source}: the run timeout must be a number of seconds >= 0, got {value!r}")
+    return seconds or None
 
 
 def record(item: Optional[pytest.Item], result: Any) -> None:
@@ -80,11 +106,16 @@ class RunnerFactory:
         settings: Settings,
         search_dirs: Callable[[], List[Path]],
         on_result: Callable[[Any], None],
+        *,
+        run_timeout: Optional[float] = None,
+        watchdog: Optional[_processes.Watchdog] = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self._search_dirs = search_dirs
         self._on_result = on_result
+        self.run_timeout = run_timeout
+        self.watchdog = watchdog
         self.runners: List[Any] = []
 
     def __call__(
@@ -113,6 +144,8 @@ class RunnerFactory:
             env=env,
             cwd=cwd,
             file_read_timeout=file_read_timeout,
+            run_timeout=self.run_timeout,
+            watchdog=self.watchdog,
             **top_level_kwargs,
         )
         self.runners.append(runner)
@@ -153,6 +186,23 @@ def _dispose(item: pytest.Item, store: _store.Store, state: SessionState) -> Non
         _kept.tidy(store.path)
 
 
+def _test_factory(request: pytest.FixtureRequest, store: _store.Store) -> RunnerFactory:
+    """The RunnerFactory of one test: its store, its marker's run timeout, the session watchdog."""
+    state = request.config.stash[SESSION_KEY]
+    options = marker_options(request.node)
+    timeout = state.settings.timeout
+    if "timeout" in options:
+        timeout = parse_timeout(options["timeout"], f"@pytest.mark.metaflow(timeout=...) on {request.node.nodeid}")
+    return RunnerFactory(
+        store,
+        state.settings,
+        _search_dirs(request, state),
+        lambda res: record(request.node, res),
+        run_timeout=timeout,
+        watchdog=state.watchdog,
+    )
+
+
 @pytest.fixture
 def metaflow_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[_store.Store]:
     """This test's hermetic Metaflow store; the Metaflow client in the test reads it.
@@ -188,14 +238,24 @@ def runner(request: pytest.FixtureRequest, metaflow_store: _store.Store) -> Iter
     file_read_timeout=3600, **top_level_kwargs)``. A relative ``flow_file`` is
     looked up next to the test file, then under the rootdir, then in the cwd.
     Every process the runners started is killed and their files removed at
-    teardown.
+    teardown. ``@pytest.mark.metaflow(timeout=SECONDS)`` (or
+    ``--metaflow-timeout``) bounds each run; then the leak guard checks that
+    nothing was left behind.
     """
     state = request.config.stash[SESSION_KEY]
-    factory = RunnerFactory(
-        metaflow_store, state.settings, _search_dirs(request, state), lambda res: record(request.node, res)
-    )
+    factory = _test_factory(request, metaflow_store)
+    guard = _leakguard.LeakGuard(metaflow_store.tmp) if state.settings.leak_guard else None
     yield factory
+    tokens = [r.token for r in factory.runners]
     factory.close()
+    leaks = guard.leaks(tokens) if guard is not None else []
+    if leaks:
+        pytest.fail(
+            "pytest-metaflow leak guard: the test's runs left behind\n"
+            + "\n".join(f"  {leak}" for leak in leaks)
+            + "\n(--metaflow-no-leak-guard turns this check off)",
+            pytrace=False,
+        )
 
 
 class NBRunnerFixture(Protocol):
@@ -228,10 +288,7 @@ def nbrunner(request: pytest.FixtureRequest, metaflow_store: _store.Store) -> It
     every process it started is killed. The run's cwd is ``base_dir`` if given,
     else the current directory.
     """
-    state = request.config.stash[SESSION_KEY]
-    factory = RunnerFactory(
-        metaflow_store, state.settings, _search_dirs(request, state), lambda res: record(request.node, res)
-    )
+    factory = _test_factory(request, metaflow_store)
     made = _notebook.NBRunnerFactory(factory, metaflow_store.tmp)
     with contextlib.ExitStack() as stack:
         stack.callback(made.close)
@@ -286,7 +343,12 @@ def runner_factory(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
     state = request.config.stash[SESSION_KEY]
     store = _store.Store(tmp_path_factory.mktemp("metaflow-session"), use_config=state.settings.use_config)
     factory = RunnerFactory(
-        store, state.settings, _search_dirs(request, state), lambda res: record(state.current_item, res)
+        store,
+        state.settings,
+        _search_dirs(request, state),
+        lambda res: record(state.current_item, res),
+        run_timeout=state.settings.timeout,
+        watchdog=state.watchdog,
     )
     with contextlib.ExitStack() as stack:
         stack.callback(store.remove)

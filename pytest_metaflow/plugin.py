@@ -24,6 +24,7 @@ from .fixtures import (  # noqa: F401  (fixtures are registered by import)
     metaflow_store,
     nbrunner,
     run_notebook,
+    parse_timeout,
     runner,
     runner_factory,
 )
@@ -45,6 +46,16 @@ KEEP_HELP = (
 DURATIONS_HELP = "show the N slowest flow runs and steps in the terminal summary (0: all; default 5)"
 _SEEN_KEY = pytest.StashKey[int]()
 
+TIMEOUT_HELP = (
+    "kill a flow run (its whole process tree) that runs longer than this many seconds and "
+    "fail the test with RunTimeoutError; 0 or unset: no limit. @pytest.mark.metaflow(timeout=...) wins"
+)
+NO_LEAK_GUARD_HELP = "do not check after each test that its runs left no process and no temporary file"
+MARKER_HELP = (
+    "metaflow(timeout=None): options of pytest-metaflow for this test; timeout=SECONDS "
+    "bounds each flow run of the test (see --metaflow-timeout)"
+)
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("metaflow", "testing Metaflow flows (pytest-metaflow)")
@@ -52,6 +63,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         ("show-output", SHOW_OUTPUT_HELP),
         ("pylint", PYLINT_HELP),
         ("use-config", USE_CONFIG_HELP),
+        ("no-leak-guard", NO_LEAK_GUARD_HELP),
     ):
         dest = "metaflow_" + name.replace("-", "_")
         group.addoption(f"--metaflow-{name}", action="store_true", default=None, dest=dest, help=help_text)
@@ -62,6 +74,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("metaflow_keep", KEEP_HELP, default="none")
     group.addoption("--metaflow-durations", metavar="N", dest="metaflow_durations", help=DURATIONS_HELP)
     parser.addini("metaflow_durations", DURATIONS_HELP, default="5")
+    group.addoption("--metaflow-timeout", default=None, dest="metaflow_timeout", metavar="SECONDS", help=TIMEOUT_HELP)
+    parser.addini("metaflow_timeout", TIMEOUT_HELP, default=None)
 
 
 def _flag(config: pytest.Config, name: str) -> bool:
@@ -93,9 +107,16 @@ def _durations(config: pytest.Config) -> int:
     if number < 0:
         raise pytest.UsageError(f"{source}: expected a number >= 0 (0 shows all), got {value!r}")
     return number
+def _timeout(config: pytest.Config) -> Optional[float]:
+    value, source = _value(config, "metaflow_timeout")
+    try:
+        return parse_timeout(value, source)
+    except ValueError as e:
+        raise pytest.UsageError(str(e)) from None
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_HELP)
     settings = Settings(
         show_output=_flag(config, "metaflow_show_output"),
         pylint=_flag(config, "metaflow_pylint"),
@@ -103,12 +124,20 @@ def pytest_configure(config: pytest.Config) -> None:
         collect=tuple(config.getoption("metaflow_collect") or config.getini("metaflow_collect")),
         keep=_keep(config),
         durations=_durations(config),
+        timeout=_timeout(config),
+        leak_guard=not _flag(config, "metaflow_no_leak_guard"),
     )
     state = SessionState(settings=settings)
     config.stash[SESSION_KEY] = state
     config.pluginmanager.register(_ReportCollector(state), "metaflow-report-collector")
     _coverage.share_with_xdist_workers(config)
     reporting.verbosity = config.get_verbosity()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(SESSION_KEY, None)
+    if state is not None:
+        state.watchdog.close()
 
 
 def pytest_report_header(config: pytest.Config) -> List[str]:
@@ -121,8 +150,10 @@ def pytest_report_header(config: pytest.Config) -> List[str]:
     s = config.stash[SESSION_KEY].settings
     store = "your Metaflow configuration" if s.use_config else "hermetic local store per test"
     collect = " ".join(s.collect) if s.collect else "off"
+    timeout = f"run timeout {s.timeout:g} s" if s.timeout else "no run timeout"
     return [
-        f"metaflow: {mf}, {store}, pylint {'on' if s.pylint else 'off'}, show output {'on' if s.show_output else 'off'}",
+        f"metaflow: {mf}, {store}, pylint {'on' if s.pylint else 'off'}, "
+        f"show output {'on' if s.show_output else 'off'}, {timeout}",
         f"metaflow: collect flows {collect}, keep stores {s.keep}, durations {s.durations}",
     ]
 

@@ -1,0 +1,268 @@
+"""Stress the plugin: 100 flow runs under ``pytest -n 2`` and count what went wrong.
+
+Mixes successful runs, failing steps, run timeouts (``@pytest.mark.metaflow(timeout=...)``),
+pytest-timeouts (``signal`` and ``thread`` methods; ``thread`` kills the xdist
+worker with ``os._exit``) and tests with concurrent ``async_run``s in one store.
+The flows' step helpers start a process in their own session, out of reach of
+Metaflow's ``pkill -P``.
+
+Reports, all of which must be 0:
+
+- leaked processes: processes mentioning the session's unique flow directory
+  still alive 10 s after pytest exited;
+- leftover files: anything in the session's private ``TMPDIR`` (everything the
+  plugin and Metaflow write belongs under pytest's basetemp);
+- collisions: one run id handed to two runs of the same store, or a test whose
+  ``Flow(...)`` saw a run that is not its own;
+- hangs: the session not finishing within its time budget, or a test ending by
+  pytest-timeout that was not meant to;
+- unexpected outcomes: a test whose outcome differs from the one it was written for.
+
+Usage: ``python bench/stress.py [--runs 100] [--workers 2]``; not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Dict, List, Set
+
+FLOWS = Path(__file__).resolve().parent.parent / "tests" / "flows"
+
+HELPER_FLOW = '''
+import subprocess, sys, time
+from metaflow import FlowSpec, Parameter, step
+
+class StressFlow(FlowSpec):
+    seconds = Parameter("seconds", default=0, type=int)
+    fail = Parameter("fail", default=False, type=bool)
+
+    @step
+    def start(self):
+        # a helper in its own session, as a step's local server would be
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", __file__],
+                         start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(self.seconds)
+        if self.fail:
+            raise ValueError("failing on purpose")
+        self.x = 1
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+if __name__ == "__main__":
+    StressFlow()
+'''
+
+TESTS = '''
+import asyncio, json, os
+import pytest
+from metaflow import Flow
+from pytest_metaflow import RunTimeoutError
+
+FLOW = os.path.join(os.path.dirname(__file__), "{tag}", "stress.py")
+LOG = os.path.join(os.path.dirname(__file__), "runs.jsonl")
+
+def note(request, runs):
+    with open(LOG, "a") as f:
+        for r in runs:
+            f.write(json.dumps({{"test": request.node.nodeid, "run": r.run.pathspec,
+                                 "store": str(request.getfixturevalue("metaflow_store").path)}}) + "\\n")
+
+def own_runs_only(runs):
+    assert {{r.pathspec for r in Flow("StressFlow")}} == {{r.run.pathspec for r in runs}}
+
+@pytest.mark.parametrize("i", range({success}))
+def test_success(runner, request, i):
+    result = runner(FLOW).run()
+    note(request, [result])
+    assert result.status == "successful" and result.run.data.x == 1
+    own_runs_only([result])
+
+@pytest.mark.parametrize("i", range({failing}))
+def test_failing_step(runner, request, i):
+    result = runner(FLOW).run(fail=True)
+    note(request, [result])
+    assert result.status == "failed"
+
+@pytest.mark.parametrize("i", range({concurrent}))
+def test_concurrent(runner, request, i):
+    async def main():
+        running = await asyncio.gather(*(runner(FLOW).async_run() for _ in range(3)))
+        return await asyncio.gather(*(r.wait() for r in running))
+    results = asyncio.run(main())
+    note(request, results)
+    assert [r.status for r in results] == ["successful"] * 3
+    own_runs_only(results)
+
+@pytest.mark.metaflow(timeout=2)
+@pytest.mark.parametrize("i", range({run_timeout}))
+def test_run_timeout(runner, request, i):
+    with pytest.raises(RunTimeoutError, match="step 'start' was running"):
+        runner(FLOW).run(seconds=300)
+
+@pytest.mark.timeout(3, method="signal")
+@pytest.mark.parametrize("i", range({timeout_signal}))
+def test_pytest_timeout_signal(runner, i):
+    runner(FLOW).run(seconds=300)
+
+@pytest.mark.timeout(3, method="thread")
+@pytest.mark.parametrize("i", range({timeout_thread}))
+def test_pytest_timeout_thread(runner, i):
+    runner(FLOW).run(seconds=300)
+'''
+
+
+def plan(runs: int) -> Dict[str, int]:
+    """Test counts adding up to ``runs`` flow runs (a concurrent test makes 3)."""
+    counts = {
+        "failing": runs * 15 // 100,
+        "concurrent": runs * 5 // 100,  # x3 runs each
+        "run_timeout": runs * 10 // 100,
+        "timeout_signal": runs * 5 // 100,
+        "timeout_thread": runs * 5 // 100,
+    }
+    made = sum(counts.values()) + 2 * counts["concurrent"]
+    counts["success"] = runs - made
+    return counts
+
+
+def processes_with(tag: str) -> List[str]:
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{name}/stat", "rb") as f:
+                if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                    continue
+        except OSError:
+            continue
+        if tag in cmdline:
+            found.append(f"{name}: {cmdline[:160]}")
+    return found
+
+
+def expected_outcomes(name: str) -> Set[str]:
+    if name.startswith("test_pytest_timeout_thread"):
+        return {"failed", "error"}  # the worker dies by os._exit: junit says error ("crashed")
+    if name.startswith("test_pytest_timeout"):
+        return {"failed"}
+    return {"passed"}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--workers", default="2")
+    parser.add_argument("--budget", type=float, default=600.0, help="seconds before the session counts as hung")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = parser.parse_args()
+
+    counts = plan(args.runs)
+    work = Path(tempfile.mkdtemp(prefix="pytest-metaflow-stress-"))
+    tag = f"flows-{uuid.uuid4().hex}"
+    (work / tag).mkdir()
+    (work / tag / "stress.py").write_text(HELPER_FLOW)
+    (work / "test_stress.py").write_text(textwrap.dedent(TESTS.format(tag=tag, **counts)))
+    (work / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\nasyncio_default_fixture_loop_scope = function\n")
+    tmp = work / "tmpdir"
+    tmp.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("USER", "USERNAME", "SUDO_USER", "METAFLOW_USER")}
+    env["TMPDIR"] = str(tmp)
+
+    print(f"plan: {counts} in {work}", flush=True)
+    start = time.monotonic()
+    hung_session = False
+    with open(work / "output.txt", "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pytest", "-n", args.workers, "-q", "--timeout=120", f"--basetemp={work / 'basetemp'}",
+             f"--junitxml={work / 'junit.xml'}", "test_stress.py"],
+            cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        try:
+            proc.wait(timeout=args.budget)
+        except subprocess.TimeoutExpired:
+            hung_session = True
+            os.killpg(proc.pid, 9)
+            proc.wait()
+    elapsed = time.monotonic() - start
+
+    deadline = time.monotonic() + 10
+    while processes_with(tag) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    leaked = processes_with(tag)
+    leftover = sorted(str(p) for p in tmp.rglob("*"))
+
+    outcomes: Dict[str, str] = {}
+    durations: Dict[str, float] = {}
+    if (work / "junit.xml").exists():
+        for case in ET.parse(work / "junit.xml").getroot().iter("testcase"):
+            name = f"{case.get('name')}"
+            kinds = [child.tag for child in case if child.tag in ("failure", "error", "skipped")]
+            outcomes[name] = "failed" if "failure" in kinds else "error" if "error" in kinds else "passed"
+            durations[name] = float(case.get("time") or 0)
+            text = " ".join((child.get("message") or "") + (child.text or "") for child in case)
+            if "Timeout" in text and not name.startswith("test_pytest_timeout"):
+                outcomes[name] = "hung"
+    unexpected = {n: o for n, o in outcomes.items() if o not in expected_outcomes(n) and o != "hung"}
+    hangs = [n for n, o in outcomes.items() if o == "hung"] + (["<session>"] if hung_session else [])
+    n_tests = sum(counts.values())
+    missing = n_tests - len(outcomes)
+
+    collisions = 0
+    per_store: Dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    run_ids = collections.Counter()
+    if (work / "runs.jsonl").exists():
+        for line in (work / "runs.jsonl").read_text().splitlines():
+            rec = json.loads(line)
+            per_store[rec["store"]][rec["run"]] += 1
+            run_ids[rec["run"]] += 1
+    collisions = sum(c - 1 for store in per_store.values() for c in store.values() if c > 1)
+    collisions += sum(1 for o in (work / "output.txt").read_text(errors="replace").splitlines() if "Metaflow issue 1237" in o)
+    recorded = sum(run_ids.values())
+
+    report = {
+        "runs planned": args.runs,
+        "tests": n_tests,
+        "workers": args.workers,
+        "wall time (s)": round(elapsed, 1),
+        "runs recorded by finishing tests": recorded,
+        "distinct run ids among them": len(run_ids),
+        "leaked processes": len(leaked),
+        "leftover files": len(leftover),
+        "collisions": collisions,
+        "hangs": len(hangs),
+        "unexpected outcomes": len(unexpected) + max(missing, 0),
+    }
+    width = max(map(len, report))
+    for key, value in report.items():
+        print(f"{key:<{width}}  {value}")
+    for title, items in (("leaked", leaked), ("leftover", leftover), ("hangs", hangs), ("unexpected", unexpected)):
+        for item in list(items)[:20]:
+            print(f"  {title}: {item}" + (f" -> {items[item]}" if isinstance(items, dict) else ""))
+    bad = any(report[k] for k in ("leaked processes", "leftover files", "collisions", "hangs", "unexpected outcomes"))
+    if bad or args.keep:
+        print(f"work directory kept: {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
