@@ -89,12 +89,20 @@ def _reason(stderr: str, stdout: str) -> str:
 def _start_error(flow_file: str, error: RuntimeError, command_obj: Any = None, waited: float = 0) -> FlowStartError:
     cause = error.__cause__
     command = " ".join(getattr(cause, "cmd", None) or getattr(command_obj, "command", None) or [])
-    text = str(error)
     stdout = stderr = ""
-    if "\nStderr:\n" in text:
-        text, stderr = text.split("\nStderr:\n", 1)
-    if "\nStdout:\n" in text:
-        stdout = text.split("\nStdout:\n", 1)[1]
+    if command_obj is not None and getattr(command_obj, "log_files", None):
+        # Metaflow builds its message as soon as the child exits, possibly before
+        # its pipe readers wrote the last lines to the log files: wait for them.
+        for thread in (getattr(command_obj, "stdout_thread", None), getattr(command_obj, "stderr_thread", None)):
+            if thread is not None:
+                thread.join(timeout=10)
+        stdout, stderr = _read(command_obj.log_files.get("stdout")), _read(command_obj.log_files.get("stderr"))
+    if not (stdout or stderr):
+        text = str(error)
+        if "\nStderr:\n" in text:
+            text, stderr = text.split("\nStderr:\n", 1)
+        if "\nStdout:\n" in text:
+            stdout = text.split("\nStdout:\n", 1)[1]
     if isinstance(cause, TimeoutError):
         head = f"Metaflow did not start the run of {flow_file} within file_read_timeout={waited:g} s; its processes were killed"
     else:
