@@ -68,6 +68,12 @@ def pytest_report_header(config: pytest.Config) -> List[str]:
     return [f"metaflow: {mf}, {store}, pylint {'on' if s.pylint else 'off'}, show output {'on' if s.show_output else 'off'}"]
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # Before pytest's own tmp_path clean-up: wait for the stores deleted in the background.
+    session.config.stash[SESSION_KEY].remover.close()
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: Any) -> Generator[None, Any, Any]:
     state = item.config.stash[SESSION_KEY]
