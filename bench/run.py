@@ -6,6 +6,7 @@ Usage (from a checkout, in a venv with ``pip install -e ".[test,bench]"``)::
     python bench/run.py -n 9 --out /tmp/results.json
     python bench/run.py --only runner,spin
     python bench/run.py --smoke          # n=1, smallest cases, well under a minute
+    python bench/run.py --markdown       # the table in Markdown, for docs/performance.md
     python bench/plot.py                 # bench/results.json -> docs/performance.png
 
 Every case is an interleaved A/B comparison measured in this one invocation:
@@ -46,6 +47,7 @@ when a measurement errors, never because a target was missed.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -68,6 +70,8 @@ sys.path.insert(0, str(ROOT))
 from pytest_metaflow._store import Store  # noqa: E402  (no metaflow import)
 
 INI = "[pytest]\naddopts = -p no:cacheprovider -p no:randomly\n"
+if importlib.util.find_spec("pytest_asyncio"):
+    INI += "asyncio_default_fixture_loop_scope = function\n"  # silences its deprecation warning
 
 
 class BenchError(RuntimeError):
@@ -263,7 +267,7 @@ RUNNERS = {"runner": case_runner, "startup": case_startup, "xdist": case_xdist, 
 # --- output ------------------------------------------------------------------
 
 
-def table(results: Dict[str, Any]) -> str:
+def table(results: Dict[str, Any], markdown: bool = False) -> str:
     rows = [("measurement", "A", "med A", "B", "med B", "median ratio", "n", "target", "met")]
     for name, r in results["cases"].items():
         if "median_ratio" not in r:
@@ -281,6 +285,9 @@ def table(results: Dict[str, Any]) -> str:
             m = {arm: steps["medians"][arm][i] for arm in ("cli", "plain", "fixture")}
             rows.append((f"{k}-step linear flow", "flow.py run", f"{m['cli']:.3f} s", "Runner / fixture",
                          f"{m['plain']:.3f} / {m['fixture']:.3f} s", f"{m['fixture'] / m['plain']:.3f}", str(len(steps['cli'][i])), "", ""))
+    if markdown:
+        lines = ["| " + " | ".join(row) + " |" for row in rows]
+        return "\n".join([lines[0], "|" + "---|" * len(rows[0]), *lines[1:]])
     widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
 
@@ -292,6 +299,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--only", default=",".join(CASES), help=f"comma-separated subset of {','.join(CASES)}")
     parser.add_argument("--out", type=Path, default=HERE / "results.json", help="where to write the JSON results")
     parser.add_argument("--keep", action="store_true", help="keep the temporary work directory")
+    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown (for docs/performance.md)")
     args = parser.parse_args(argv)
     n = 1 if args.smoke else args.n
     only = [c.strip() for c in args.only.split(",") if c.strip()]
@@ -323,7 +331,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n")
     print()
-    print(table(results))
+    print(table(results, markdown=args.markdown))
     m = results["machine"]
     print(f"\n{m['nproc']} x {m['cpu']}; load {m['loadavg_start'][0]:.2f} -> {m['loadavg_end'][0]:.2f}; "
           f"n={n}; {results['seconds']:.0f} s; results in {args.out}")
