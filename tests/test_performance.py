@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -75,3 +76,42 @@ def test_bench_rejects_an_unknown_case(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "unknown case(s): nope" in proc.stderr
+
+
+COUNTED_FLOW = '''
+import os
+from metaflow import FlowSpec, step
+
+with open({marker!r}, "a") as f:  # one line per execution of this file
+    f.write(f"{{os.getpid()}}\\n")
+
+
+class CountedFlow(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    CountedFlow()
+'''
+
+
+def test_an_unchanged_flow_file_is_not_reloaded_but_a_changed_one_is(runner, tmp_path: Path) -> None:
+    marker = tmp_path / "loads"
+    flow = tmp_path / "counted.py"
+    flow.write_text(COUNTED_FLOW.format(marker=str(marker)))
+
+    def loads_here() -> int:
+        return marker.read_text().split().count(str(os.getpid()))
+
+    runner(flow)
+    runner(flow)
+    assert loads_here() == 1
+    flow.write_text(flow.read_text() + "\n# edited\n")
+    runner(flow)
+    assert loads_here() == 2
