@@ -40,8 +40,8 @@ def plot(results: Dict[str, Any], out: Path) -> None:
     if steps:
         for arm, label, marker in ARMS:
             left.plot(steps["steps"], steps["medians"][arm], marker=marker, label=label)
-        left.set_xscale("log", base=2)
         left.set_xticks(steps["steps"], [str(k) for k in steps["steps"]])
+        left.set_xlim(0, max(steps["steps"]) + 1)
         left.set_xlabel("steps in a linear flow")
         left.set_ylabel("seconds per run (median)")
         left.set_title("Cost of one run vs number of steps")
@@ -50,13 +50,14 @@ def plot(results: Dict[str, Any], out: Path) -> None:
         left.legend()
 
     bars = _suite_bars(cases)
+    top = max([max(b[2], b[4]) for b in bars], default=1)
     for i, (label, a_name, a, b_name, b, ratio, name) in enumerate(bars):
         x = i * 3
         right.bar(x, a, color="tab:gray")
         right.bar(x + 1, b, color="tab:green")
-        right.text(x, a, f"{a:.1f} s", ha="center", va="bottom")
+        right.text(x, a + top * 0.01, f"{a:.1f} s", ha="center", va="bottom")
         text = f"{b:.1f} s\n" + (f"×{ratio:.2f} of naive" if name == "suite" else f"{ratio:.2f}× faster")
-        right.text(x + 1, b, text, ha="center", va="bottom")
+        right.text(x + 1, b + top * 0.01, text, ha="center", va="bottom")
     right.set_xticks(
         [t for i in range(len(bars)) for t in (i * 3, i * 3 + 1)],
         [n for bar in bars for n in (bar[1], bar[3])],
@@ -66,7 +67,6 @@ def plot(results: Dict[str, Any], out: Path) -> None:
         right.text(i * 3 + 0.5, -0.16, bar[0], ha="center", va="top", transform=right.get_xaxis_transform())
     right.set_ylabel("seconds for the whole pytest run (median)")
     right.set_title("Suites: shared runs + spin + -n 2")
-    top = max([max(b[2], b[4]) for b in bars], default=1)
     right.set_ylim(0, top * 1.25)
     right.grid(axis="y", alpha=0.3)
 
