@@ -22,8 +22,11 @@ def test_warmup(base, runner_factory):
 @pytest.mark.parametrize("i, kind", CASES, ids=[f"{i}-{k}" for i, k in CASES])
 def test_spin_vs_run(i, kind, base, runner_factory):
     r = runner_factory("three_step.py")
+    # Both arms check the step's output the way a step test would.
     if kind == "spin":
         spun = r.spin(base.run["middle"].task.pathspec, persist=True)
         assert spun.task["y"].data == 42
     else:
-        assert r.run().status == "successful"
+        result = r.run()
+        assert result.status == "successful"
+        assert result.run["middle"].task["y"].data == 42
