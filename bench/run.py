@@ -5,7 +5,7 @@ Usage (from a checkout, in a venv with ``pip install -e ".[test,bench]"``)::
     python bench/run.py                  # every case, n=5 pairs; writes bench/results.json
     python bench/run.py -n 9 --out /tmp/results.json
     python bench/run.py --only runner,spin
-    python bench/run.py --smoke          # n=1, smallest cases, well under a minute
+    python bench/run.py --smoke          # n=1, smallest cases, < 1 min; JSON to a temp file
     python bench/run.py --markdown       # the table in Markdown, for docs/performance.md
     python bench/plot.py                 # bench/results.json -> docs/performance.png
 
@@ -297,11 +297,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("-n", type=int, default=5, help="pairs per comparison (default 5; start-up uses 4n)")
     parser.add_argument("--smoke", action="store_true", help="n=1 and the smallest cases; for CI")
     parser.add_argument("--only", default=",".join(CASES), help=f"comma-separated subset of {','.join(CASES)}")
-    parser.add_argument("--out", type=Path, default=HERE / "results.json", help="where to write the JSON results")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="where to write the JSON results (default bench/results.json; with --smoke a temp file)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary work directory")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown (for docs/performance.md)")
     args = parser.parse_args(argv)
     n = 1 if args.smoke else args.n
+    if args.out is None:  # a smoke run must not overwrite the published figures
+        args.out = Path(tempfile.gettempdir()) / "pytest-metaflow-bench-smoke.json" if args.smoke else HERE / "results.json"
     only = [c.strip() for c in args.only.split(",") if c.strip()]
     unknown = set(only) - set(CASES)
     if unknown:
