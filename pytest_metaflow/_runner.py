@@ -29,6 +29,7 @@ _TRACEBACK = "Traceback (most recent call last):"
 _OWN_ERROR = "RuntimeError: pytest-metaflow:"
 # "2026-01-01 12:00:00.000 [123/score/0 (pid 42)] " before each line of a task's output
 _TASK_PREFIX = re.compile(r"^\S+ \S+ \[[^\]]*\] ?", re.MULTILINE)
+_SOURCE_ATTR = "__pytest_metaflow_source__"  # set on Metaflow's cached flow module
 
 
 @contextlib.contextmanager
@@ -270,9 +271,14 @@ class FixtureRunner(metaflow.Runner):
         watchdog: Optional[_processes.Watchdog] = None,
         **kwargs: Any,
     ) -> None:
-        _flowfile.check(flow_file)
-        # Metaflow caches flow modules by path: a rewritten file would run stale code.
-        click_api.loaded_modules.pop(flow_file, None)
+        with open(flow_file, encoding="utf-8") as f:
+            source = f.read()
+        cached = click_api.loaded_modules.get(flow_file)
+        if getattr(cached, _SOURCE_ATTR, None) != source:
+            _flowfile.check(flow_file)
+            # Metaflow caches flow modules by path: a rewritten file would run stale code.
+            # An unchanged one is reused, as a plain Runner does (saves re-executing it).
+            click_api.loaded_modules.pop(flow_file, None)
         self._store = store
         self._on_result = on_result
         self._spin_modules: List[Path] = []
@@ -294,6 +300,9 @@ class FixtureRunner(metaflow.Runner):
                 )
             except MetaflowException as e:
                 raise InvalidFlowError(f"{flow_file}: {e.message if hasattr(e, 'message') else e}") from None
+        module = click_api.loaded_modules.get(flow_file)
+        if module is not None:
+            setattr(module, _SOURCE_ATTR, source)
 
     # -- every way of starting a process goes through _call / _acall ----------
 

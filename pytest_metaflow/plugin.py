@@ -162,6 +162,12 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Optional[p
     return _collect.collect_file(file_path, parent, parent.config.stash[SESSION_KEY].settings.collect)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # Before pytest's own tmp_path clean-up: wait for the stores deleted in the background.
+    session.config.stash[SESSION_KEY].remover.close()
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: Any) -> Generator[None, Any, Any]:
     state = item.config.stash[SESSION_KEY]

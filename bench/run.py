@@ -1,0 +1,348 @@
+"""Benchmarks of pytest-metaflow against plain Metaflow.
+
+Usage (from a checkout, in a venv with ``pip install -e ".[test,bench]"``)::
+
+    python bench/run.py                  # every case, n=5 pairs; writes bench/results.json
+    python bench/run.py -n 9 --out /tmp/results.json
+    python bench/run.py --only runner,spin
+    python bench/run.py --smoke          # n=1, smallest cases, < 1 min; JSON to a temp file
+    python bench/run.py --markdown       # the table in Markdown, for docs/performance.md
+    python bench/plot.py                 # bench/results.json -> docs/performance.png
+
+Every case is an interleaved A/B comparison measured in this one invocation:
+pair ``i`` runs A then B, pair ``i+1`` B then A, and the table reports the
+medians of A and B and the median of the per-pair ratios B/A.
+
+Cases (``--only`` names):
+
+``runner``
+    ``runner(flow).run()`` vs ``metaflow.Runner(flow, show_output=False,
+    pylint=False, env=metaflow_store.env())`` in the same pytest session, on
+    the sample flows. Cost of a test = its setup + call + teardown, so the
+    fixture's teardown (process scan, log moves) is counted. Target <= 1.02.
+``startup``
+    Wall time of a trivial pytest session with the plugin installed but unused
+    vs ``-p no:metaflow``; the test asserts metaflow is not imported.
+    Target: <= 20 ms difference.
+``xdist``
+    Eight flow tests, serial vs ``-n 2`` (wall time). Target >= 1.8x.
+``spin``
+    ``spin`` of the middle step of a three-step flow vs a full run of it.
+    Target <= 0.5.
+``suite``
+    Twelve tests over three flows written naively (one full run per test,
+    serial) vs with the plugin's idioms (module-scoped shared runs through
+    ``runner_factory``, ``spin`` for step tests, ``-n 2 --dist loadfile``).
+    Target <= 0.4.
+``steps``
+    Cost of one run of generated linear flows of 2, 4, 8 and 16 steps:
+    ``python flow.py --no-pylint run`` (wall time, includes the interpreter
+    start), plain Runner and the fixture (test durations). For the plot.
+
+``--smoke`` (n=1, one flow per case, four tests where there are eight or
+twelve) exists so CI can check that the script still works; it exits non-zero
+when a measurement errors, never because a target was missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+SAMPLE_FLOWS = ["train_flow.py", "branch_flow.py", "foreach_flow.py"]
+STEPS = [2, 4, 8, 16]
+CASES = ["runner", "startup", "xdist", "spin", "suite", "steps"]
+
+sys.path.insert(0, str(ROOT))
+from pytest_metaflow._store import Store  # noqa: E402  (no metaflow import)
+
+INI = "[pytest]\naddopts = -p no:cacheprovider -p no:randomly\n"
+if importlib.util.find_spec("pytest_asyncio"):
+    INI += "asyncio_default_fixture_loop_scope = function\n"  # silences its deprecation warning
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+# --- helpers -----------------------------------------------------------------
+
+
+def machine() -> Dict[str, Any]:
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    from importlib.metadata import version
+
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "metaflow": version("metaflow"),
+        "pytest": version("pytest"),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+
+
+def summary(a: List[float], b: List[float], *, ratio: Callable[[float, float], float] = lambda a, b: b / a) -> Dict[str, Any]:
+    ratios = [ratio(x, y) for x, y in zip(a, b)]
+    return {
+        "a": a,
+        "b": b,
+        "ratios": ratios,
+        "median_a": statistics.median(a),
+        "median_b": statistics.median(b),
+        "median_ratio": statistics.median(ratios),
+        "n": len(ratios),
+    }
+
+
+def pytest_cmd(*args: str) -> List[str]:
+    return [sys.executable, "-m", "pytest", "-q", *args]
+
+
+def run_timed(cmd: List[str], cwd: Path, env: Optional[Dict[str, str]] = None) -> float:
+    """Wall time of ``cmd``; raises BenchError with the output's tail if it fails."""
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-30:])
+        raise BenchError(f"{' '.join(cmd)} failed (rc {proc.returncode}):\n{tail}")
+    return elapsed
+
+
+def durations(work: Path, args: List[str], env: Dict[str, str]) -> Dict[str, float]:
+    """Run pytest in ``work``; setup + call + teardown seconds per test id (the part in [])."""
+    out = work / "durations.json"
+    out.unlink(missing_ok=True)
+    run_timed(pytest_cmd(*args), work, {**env, "BENCH_DURATIONS": str(out)})
+    raw = json.loads(out.read_text())
+    failed = [k for k, v in raw.items() if v.get("failed")]
+    if failed:
+        raise BenchError(f"tests failed: {failed}")
+    return {k.split("[", 1)[1].rstrip("]") if "[" in k else k: sum(v.get(p, 0.0) for p in ("setup", "call", "teardown")) for k, v in raw.items()}
+
+
+def workdir() -> Path:
+    """A temp dir with the suites, the sample flows and the bench flows."""
+    work = Path(tempfile.mkdtemp(prefix="pmf-bench-"))
+    shutil.copytree(HERE / "suites", work, dirs_exist_ok=True)
+    for flow in [*(ROOT / "sample_flows").glob("*_flow.py"), *(HERE / "flows").glob("*.py")]:
+        shutil.copy(flow, work / flow.name)
+    for k in STEPS:
+        (work / f"linear_{k}.py").write_text(linear_flow(k))
+    (work / "pytest.ini").write_text(INI)
+    (work / "startup" / "pytest.ini").write_text(INI)
+    return work
+
+
+def linear_flow(steps: int) -> str:
+    names = ["start", *[f"step_{i}" for i in range(1, steps - 1)], "end"]
+    body = []
+    for name, nxt in zip(names, names[1:] + [None]):
+        body.append(f"    @step\n    def {name}(self):\n        self.x = {names.index(name)}\n")
+        if nxt:
+            body[-1] += f"        self.next(self.{nxt})\n"
+    return (
+        "from metaflow import FlowSpec, step\n\n\n"
+        f"class Linear{steps}Flow(FlowSpec):\n" + "\n".join(body) + "\n\n"
+        f'if __name__ == "__main__":\n    Linear{steps}Flow()\n'
+    )
+
+
+def interleave(n: int, a: Callable[[], float], b: Callable[[], float]) -> Tuple[List[float], List[float]]:
+    xs: List[float] = []
+    ys: List[float] = []
+    for i in range(n):
+        if i % 2 == 0:
+            xs.append(a())
+            ys.append(b())
+        else:
+            ys.append(b())
+            xs.append(a())
+    return xs, ys
+
+
+# --- the cases ---------------------------------------------------------------
+
+
+def case_runner(work: Path, n: int, smoke: bool) -> Dict[str, Any]:
+    flows = SAMPLE_FLOWS[:1] if smoke else SAMPLE_FLOWS
+    d = durations(work, ["test_pairs.py"], {"BENCH_FLOWS": ",".join(flows), "BENCH_N": str(n)})
+    per_flow = {f: summary([d[f"{f}-{i}-plain"] for i in range(n)], [d[f"{f}-{i}-fixture"] for i in range(n)]) for f in flows}
+    ratios = [r for s in per_flow.values() for r in s["ratios"]]
+    res = summary([x for s in per_flow.values() for x in s["a"]], [x for s in per_flow.values() for x in s["b"]])
+    res.update(label="fixture run / plain metaflow.Runner", a_name="plain Runner", b_name="fixture",
+               per_flow=per_flow, target="<= 1.02", met=statistics.median(ratios) <= 1.02)
+    return res
+
+
+def case_startup(work: Path, n: int, smoke: bool) -> Dict[str, Any]:
+    cwd = work / "startup"
+    on = lambda: run_timed(pytest_cmd("test_trivial.py"), cwd, {"BENCH_EXPECT_PLUGIN": "1"})  # noqa: E731
+    off = lambda: run_timed(pytest_cmd("-p", "no:metaflow", "test_trivial.py"), cwd, {"BENCH_EXPECT_PLUGIN": "0"})  # noqa: E731
+    on(), off()  # warm the disk cache
+    a, b = interleave(max(2, 4 * n) if not smoke else 2, off, on)
+    res = summary(a, b, ratio=lambda x, y: (y - x) * 1000)
+    res.update(label="pytest start-up, plugin unused - `-p no:metaflow` (ms)", a_name="-p no:metaflow", b_name="plugin",
+               unit_ratio="ms", metaflow_imported=False, target="<= 20 ms, metaflow not imported",
+               met=res["median_ratio"] <= 20)
+    return res
+
+
+def case_xdist(work: Path, n: int, smoke: bool) -> Dict[str, Any]:
+    env = {"BENCH_COUNT": "4" if smoke else "8"}
+    serial = lambda: run_timed(pytest_cmd("test_eight.py"), work, env)  # noqa: E731
+    parallel = lambda: run_timed(pytest_cmd("-n", "2", "test_eight.py"), work, env)  # noqa: E731
+    a, b = interleave(n, serial, parallel)
+    res = summary(a, b, ratio=lambda x, y: x / y)
+    res.update(label=f"speed-up of -n 2 over serial, {env['BENCH_COUNT']} flow tests", a_name="serial", b_name="-n 2",
+               unit_ratio="x", tests=int(env["BENCH_COUNT"]), target=">= 1.8x", met=res["median_ratio"] >= 1.8)
+    return res
+
+
+def case_spin(work: Path, n: int, smoke: bool) -> Dict[str, Any]:
+    d = durations(work, ["test_spin.py"], {"BENCH_N": str(n)})
+    res = summary([d[f"{i}-run"] for i in range(n)], [d[f"{i}-spin"] for i in range(n)])
+    res.update(label="spin of one step / full run, 3-step flow", a_name="full run", b_name="spin",
+               target="<= 0.5", met=res["median_ratio"] <= 0.5)
+    return res
+
+
+def case_suite(work: Path, n: int, smoke: bool) -> Dict[str, Any]:
+    names = ["test_train.py"] if smoke else ["test_train.py", "test_branch.py", "test_foreach.py"]
+    naive = lambda: run_timed(pytest_cmd(*[f"naive/{f}" for f in names]), work)  # noqa: E731
+    idiom = lambda: run_timed(pytest_cmd("-n", "2", "--dist", "loadfile", *[f"idiomatic/{f}" for f in names]), work)  # noqa: E731
+    a, b = interleave(n, naive, idiom)
+    res = summary(a, b)
+    res.update(label=f"{4 * len(names)}-test suite: idioms / naive", a_name="naive", b_name="idioms", tests=4 * len(names),
+               target="<= 0.4", met=res["median_ratio"] <= 0.4)
+    return res
+
+
+def case_steps(work: Path, n: int, smoke: bool) -> Dict[str, Any]:
+    steps = STEPS[:1] if smoke else STEPS
+    flows = [f"linear_{k}.py" for k in steps]
+    d = durations(work, ["test_pairs.py"], {"BENCH_FLOWS": ",".join(flows), "BENCH_N": str(n)})
+
+    def cli(flow: str) -> float:
+        store = Store(Path(tempfile.mkdtemp(dir=work, prefix="cli-")))
+        try:
+            return run_timed([sys.executable, flow, "--no-pylint", "run"], work, store.env())
+        finally:
+            store.remove()
+
+    res: Dict[str, Any] = {"label": "seconds per run vs number of steps", "steps": steps, "cli": [], "plain": [], "fixture": []}
+    for k, flow in zip(steps, flows):
+        times = [cli(flow) for _ in range(n)]
+        res["cli"].append(times)
+        res["plain"].append([d[f"{flow}-{i}-plain"] for i in range(n)])
+        res["fixture"].append([d[f"{flow}-{i}-fixture"] for i in range(n)])
+    res["medians"] = {arm: [statistics.median(t) for t in res[arm]] for arm in ("cli", "plain", "fixture")}
+    return res
+
+
+RUNNERS = {"runner": case_runner, "startup": case_startup, "xdist": case_xdist, "spin": case_spin, "suite": case_suite, "steps": case_steps}
+
+
+# --- output ------------------------------------------------------------------
+
+
+def table(results: Dict[str, Any], markdown: bool = False) -> str:
+    rows = [("measurement", "A", "med A", "B", "med B", "median ratio", "n", "target", "met")]
+    for name, r in results["cases"].items():
+        if "median_ratio" not in r:
+            continue
+        unit = r.get("unit_ratio", "")
+        ratio = f"{r['median_ratio']:.1f} {unit}" if unit == "ms" else f"{r['median_ratio']:.3f}{unit}"
+        rows.append((r["label"], r["a_name"], f"{r['median_a']:.3f} s", r["b_name"], f"{r['median_b']:.3f} s",
+                     ratio, str(r["n"]), r["target"], "yes" if r["met"] else "NO"))
+        for flow, s in r.get("per_flow", {}).items():
+            rows.append((f"  {flow}", "", f"{s['median_a']:.3f} s", "", f"{s['median_b']:.3f} s",
+                         f"{s['median_ratio']:.3f}", str(s["n"]), "", ""))
+    steps = results["cases"].get("steps")
+    if steps and "medians" in steps:
+        for i, k in enumerate(steps["steps"]):
+            m = {arm: steps["medians"][arm][i] for arm in ("cli", "plain", "fixture")}
+            rows.append((f"{k}-step linear flow", "flow.py run", f"{m['cli']:.3f} s", "Runner / fixture",
+                         f"{m['plain']:.3f} / {m['fixture']:.3f} s", f"{m['fixture'] / m['plain']:.3f}", str(len(steps['cli'][i])), "", ""))
+    if markdown:
+        lines = ["| " + " | ".join(row) + " |" for row in rows]
+        return "\n".join([lines[0], "|" + "---|" * len(rows[0]), *lines[1:]])
+    widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-n", type=int, default=5, help="pairs per comparison (default 5; start-up uses 4n)")
+    parser.add_argument("--smoke", action="store_true", help="n=1 and the smallest cases; for CI")
+    parser.add_argument("--only", default=",".join(CASES), help=f"comma-separated subset of {','.join(CASES)}")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="where to write the JSON results (default bench/results.json; with --smoke a temp file)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary work directory")
+    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown (for docs/performance.md)")
+    args = parser.parse_args(argv)
+    n = 1 if args.smoke else args.n
+    if args.out is None:  # a smoke run must not overwrite the published figures
+        args.out = Path(tempfile.gettempdir()) / "pytest-metaflow-bench-smoke.json" if args.smoke else HERE / "results.json"
+    only = [c.strip() for c in args.only.split(",") if c.strip()]
+    unknown = set(only) - set(CASES)
+    if unknown:
+        parser.error(f"unknown case(s): {', '.join(sorted(unknown))}")
+
+    results: Dict[str, Any] = {"machine": machine(), "n": n, "smoke": args.smoke, "cases": {}, "errors": {}}
+    results["machine"]["loadavg_start"] = os.getloadavg()
+    work = workdir()
+    started = time.perf_counter()
+    try:
+        for name in only:
+            t0 = time.perf_counter()
+            print(f"== {name} ...", end=" ", flush=True)
+            try:
+                results["cases"][name] = RUNNERS[name](work, n, args.smoke)
+                print(f"{time.perf_counter() - t0:.1f} s (load {os.getloadavg()[0]:.2f})", flush=True)
+            except Exception as e:  # noqa: BLE001  (report every case, then fail)
+                results["errors"][name] = f"{type(e).__name__}: {e}"
+                print("ERROR\n" + results["errors"][name], flush=True)
+    finally:
+        if args.keep:
+            print("work directory:", work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    results["machine"]["loadavg_end"] = os.getloadavg()
+    results["seconds"] = time.perf_counter() - started
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1) + "\n")
+    print()
+    print(table(results, markdown=args.markdown))
+    m = results["machine"]
+    print(f"\n{m['nproc']} x {m['cpu']}; load {m['loadavg_start'][0]:.2f} -> {m['loadavg_end'][0]:.2f}; "
+          f"n={n}; {results['seconds']:.0f} s; results in {args.out}")
+    if results["errors"]:
+        print(f"errors in: {', '.join(results['errors'])}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
