@@ -72,10 +72,10 @@ def _flow_class(tree: ast.Module) -> Optional[ast.ClassDef]:
     changed = True
     while changed:  # FlowSpec subclasses, also through base classes defined in the file
         changed = False
-        for name, node in classes.items():
-            bases = {b.id if isinstance(b, ast.Name) else getattr(b, "attr", None) for b in node.bases}
+        for name, cls in classes.items():
+            bases = {b.id if isinstance(b, ast.Name) else getattr(b, "attr", None) for b in cls.bases}
             if name not in flows and bases & ({"FlowSpec"} | set(flows)):
-                flows[name] = node
+                flows[name] = cls
                 changed = True
     # The class the __main__ block starts is the flow (also when its base is imported).
     for node in tree.body:
@@ -118,10 +118,11 @@ def _case(name: Optional[str], spec: Any, where: str) -> FlowCase:
 def _cases(tree: ast.Module, path: str) -> List[FlowCase]:
     for node in tree.body:
         targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
-        if any(isinstance(t, ast.Name) and t.id == CASES_VAR for t in targets) and node.value is not None:
+        value = getattr(node, "value", None)
+        if any(isinstance(t, ast.Name) and t.id == CASES_VAR for t in targets) and value is not None:
             where = f"{path}:{node.lineno}: {CASES_VAR}"
             try:
-                config = ast.literal_eval(node.value)
+                config = ast.literal_eval(value)
             except ValueError:
                 raise InvalidFlowError(
                     f"{where} must be a literal (dicts, lists, strings, numbers): it is read without importing the flow"
@@ -198,7 +199,7 @@ class FlowItem(pytest.Function):
         if case.name is not None and hasattr(node_id, "params") and hasattr(type(node_id), "parse"):
             # pytest >= 9.1 keeps ids structured ("[case]" as params) and --lf
             # compares them with ids parsed from the cache: build ours the same way.
-            item._id = type(node_id).parse(str(node_id))
+            item._id = type(node_id).parse(str(node_id))  # type: ignore[union-attr]
         for mark in case.marks:
             item.add_marker(mark)
         if case.skip:
@@ -211,7 +212,7 @@ class FlowItem(pytest.Function):
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:  # type: ignore[override]
         if isinstance(excinfo.value, FlowCaseFailed):
             return str(excinfo.value)
-        return super().repr_failure(excinfo, style=style)
+        return super().repr_failure(excinfo, style=style)  # type: ignore[call-arg]
 
 
 @dataclass

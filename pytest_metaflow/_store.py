@@ -196,7 +196,7 @@ def bind(result: Any) -> Any:
     return result
 
 
-def _client_state() -> Dict[str, Any]:
+def _client_state() -> Dict[Tuple[Any, str], Any]:
     from metaflow.client import core
     from metaflow.plugins.datastores.local_storage import LocalStorage
     from metaflow.plugins.datastores.spin_storage import SpinStorage
@@ -235,7 +235,7 @@ def client_bound_to(store: Store, *, current: bool) -> Iterator[None]:
             _roots.append(root)
     local._INFO = _roots[0]
     core.current_metadata = local
-    core.current_namespace = None  # the store holds only this test's runs: show them all
+    core.current_namespace = None  # type: ignore[assignment]  # the store holds only this test's runs: show them all
     core.filecache = FileCache(cache_dir=str(store.path / "client_cache"))
     try:
         yield

@@ -7,7 +7,6 @@ together with the flows from ``tests/flows/``.
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 

@@ -13,7 +13,6 @@ from typing import Dict, List, Set
 
 import pytest
 
-from pytest_metaflow import _coverage
 
 TEST_LEFT = """
 def test_left(runner):
