@@ -1,7 +1,7 @@
 """Measure step code when coverage is measuring pytest.
 
 Step code runs in the Metaflow runtime's task processes, two levels below
-pytest. coverage (7.10+) starts measuring any Python process whose environment
+pytest. coverage (7.13+) starts measuring any Python process whose environment
 holds ``COVERAGE_PROCESS_CONFIG`` (through the ``.pth`` file it installs), so
 the child environment of a run carries the configuration of the coverage that
 measures pytest: same ``source``, ``omit``, ``branch``..., ``parallel = True``
@@ -25,7 +25,9 @@ def child_env() -> Dict[str, str]:
     coverage = sys.modules.get("coverage")
     if coverage is None:
         return {}
-    if getattr(coverage, "version_info", (0,)) < (7, 10):  # no COVERAGE_PROCESS_CONFIG before 7.10
+    if tuple(getattr(coverage, "version_info", (0,))[:2]) < (7, 13):
+        # COVERAGE_PROCESS_CONFIG came in 7.10.3, but the suite's checks that
+        # children are measured pass from 7.13.0 on (7.12.0 lost their data).
         return {}
     cov = coverage.Coverage.current()
     if cov is None:
