@@ -405,7 +405,8 @@ class FixtureRunner(metaflow.Runner):
         """
         module = self._artifacts_module(artifacts, kwargs)
         try:
-            return self._call(super().spin, pathspec, **kwargs)
+            with self._original_run_store(pathspec):
+                return self._call(super().spin, pathspec, **kwargs)
         finally:
             if module is not None:
                 module.unlink(missing_ok=True)
@@ -421,7 +422,28 @@ class FixtureRunner(metaflow.Runner):
         module = self._artifacts_module(artifacts, kwargs)
         if module is not None:
             self._spin_modules.append(module)  # the spin process reads it after we return
-        return await self._acall(super().async_spin, pathspec, **kwargs)
+        with self._original_run_store(pathspec):
+            return await self._acall(super().async_spin, pathspec, **kwargs)
+
+    @contextlib.contextmanager
+    def _original_run_store(self, pathspec: str) -> Iterator[None]:
+        """Let the spin process read the original run where it lives.
+
+        The spin child looks the run up in its own local datastore; a run made by
+        another fixture (``runner_factory``'s session store, say) lives elsewhere.
+        The spun task still goes to this runner's store (``..._SYSROOT_SPIN``).
+        """
+        root = _store.root_holding_run(pathspec)
+        var = "METAFLOW_DATASTORE_SYSROOT_LOCAL"
+        own = self.env_vars.get(var)
+        if root is None or own is None or root == own:
+            yield
+            return
+        self.env_vars = {**self.env_vars, var: root}
+        try:
+            yield
+        finally:
+            self.env_vars = {**self.env_vars, var: own}
 
     def _artifacts_module(self, artifacts: Optional[Dict[str, Any]], kwargs: Dict[str, Any]) -> Optional[Path]:
         if artifacts is None:

@@ -18,6 +18,7 @@ every test, and ``Flow(...)`` in a test body sees exactly that test's runs.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import queue
 import shutil
@@ -173,6 +174,18 @@ def _root_for(datastore_dir: str, flow_name: Optional[str], run_id: Optional[str
             if os.path.isdir(os.path.join(root, flow_name, str(run_id))):
                 return root
     return roots[0] if roots else None
+
+
+def root_holding_run(pathspec: str) -> Optional[str]:
+    """The bound store (its path) holding the run a spin pathspec names, if any."""
+    parts = pathspec.split("/")
+    # run/step, run/step/task, flow/run/step, flow/run/step/task; local run ids are numeric
+    candidates = [parts[1]] if len(parts) == 4 else [p for p in parts[:2] if p.isdigit()] if len(parts) > 1 else []
+    for root in list(_roots):
+        for run_id in candidates:
+            if glob.glob(os.path.join(glob.escape(root), ".metaflow", "*", run_id)):
+                return root
+    return None
 
 
 def providers() -> Tuple[Any, Any]:

@@ -39,6 +39,26 @@ def test_spin_with_plain_values_and_helpers(flow_pytester: pytest.Pytester) -> N
     result.assert_outcomes(passed=2)
 
 
+def test_spin_a_shared_run_from_a_test_runner(flow_pytester: pytest.Pytester) -> None:
+    flow_pytester.makepyfile(
+        """
+        import pytest
+        from pytest_metaflow import assert_artifacts
+
+        @pytest.fixture(scope="module")
+        def base(runner_factory):
+            return runner_factory("scoring.py").run(alpha=1)
+
+        @pytest.mark.parametrize("values, total", [([1, 2], 3.0), ([10, 20], 30.0)])
+        def test_score(runner, base, values, total):
+            spun = runner("scoring.py").spin(base.run["score"].task.pathspec, artifacts={"values": values}, persist=True)
+            assert_artifacts(spun, total=total)
+            assert base.run["score"].task["total"].data == 3.0
+        """
+    )
+    flow_pytester.runpytest_subprocess().assert_outcomes(passed=2)
+
+
 def test_spin_values_that_are_not_literals(flow_pytester: pytest.Pytester) -> None:
     flow_pytester.makepyfile(
         """
