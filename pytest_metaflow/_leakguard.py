@@ -35,20 +35,15 @@ def _is_metaflow_temp(path: Path) -> bool:
 
 def _metaflow_children() -> Set[int]:
     """Live direct children of this process that are Metaflow runs started by a Runner."""
-    me = str(os.getpid())
+    me = str(os.getpid()).encode()
     found = set()
-    for name in os.listdir("/proc") if os.path.isdir("/proc") else []:
-        if not name.isdigit():
+    for pid in _processes.other_pids():
+        stat, cmdline = _processes.read_proc(pid, "stat"), _processes.read_proc(pid, "cmdline")
+        if stat is None or cmdline is None:
             continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                ppid = f.read().rsplit(b")", 1)[1].split()[1].decode()
-            with open(f"/proc/{name}/cmdline", "rb") as f:
-                cmdline = f.read()
-        except (OSError, IndexError):
-            continue
-        if ppid == me and b"--runner-attribute-file" in cmdline:
-            found.add(int(name))
+        ppid = stat.rsplit(b")", 1)[1].split()[1:2]
+        if ppid == [me] and b"--runner-attribute-file" in cmdline:
+            found.add(pid)
     return found
 
 

@@ -48,24 +48,29 @@ def _matches(environ: bytes, tokens: List[str]) -> bool:
     return False
 
 
+def other_pids() -> List[int]:
+    """Pids of every process but this one (none where there is no ``/proc``)."""
+    me = os.getpid()
+    names = os.listdir("/proc") if os.path.isdir("/proc") else []
+    return [int(n) for n in names if n.isdigit() and int(n) != me]
+
+
+def read_proc(pid: int, name: str) -> Optional[bytes]:
+    """``/proc/<pid>/<name>``, or ``None`` when the process is gone or not ours to read."""
+    try:
+        with open(f"/proc/{pid}/{name}", "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
 def find_processes(tokens: Iterable[str]) -> List[int]:
     """Pids of live processes whose token is one of ``tokens`` or extends one (``token/n``)."""
     tokens = list(tokens)
-    if not tokens or not os.path.isdir("/proc"):
+    if not tokens:
         return []
-    me = os.getpid()
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == me:
-            continue
-        try:
-            with open(f"/proc/{name}/environ", "rb") as f:
-                environ = f.read()
-        except OSError:  # gone, or not ours to read
-            continue
-        if _matches(environ, tokens):  # a zombie's environ is empty: not counted
-            found.append(int(name))
-    return found
+    # A zombie's environ is empty: not counted.
+    return [pid for pid in other_pids() if _matches(read_proc(pid, "environ") or b"", tokens)]
 
 
 def kill_processes(tokens: Iterable[str], timeout: float = 10.0) -> List[int]:
@@ -92,12 +97,9 @@ def kill_processes(tokens: Iterable[str], timeout: float = 10.0) -> List[int]:
 
 def describe_process(pid: int) -> str:
     """``pid: command line`` (or just the pid when it is gone)."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            cmdline = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
-        cmdline = "?"
-    return f"pid {pid}: {cmdline}"
+    cmdline = read_proc(pid, "cmdline")
+    text = cmdline.replace(b"\0", b" ").decode(errors="replace").strip() if cmdline is not None else "?"
+    return f"pid {pid}: {text}"
 
 
 class Watchdog:

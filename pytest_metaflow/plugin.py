@@ -13,6 +13,7 @@ from typing import Any, Generator, List, Optional
 import pytest
 
 from . import _collect, _coverage, _kept, _summary, reporting
+from .fixtures import parse_timeout
 from .fixtures import (  # noqa: F401  (fixtures are registered by import)
     FAILED_KEY,
     RUNS_KEY,
@@ -24,7 +25,6 @@ from .fixtures import (  # noqa: F401  (fixtures are registered by import)
     metaflow_store,
     nbrunner,
     run_notebook,
-    parse_timeout,
     runner,
     runner_factory,
 )
