@@ -38,6 +38,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Dict, List, Set
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+from pytest_metaflow import _processes  # noqa: E402  (no metaflow import)
+
 FLOWS = Path(__file__).resolve().parent.parent / "tests" / "flows"
 
 HELPER_FLOW = '''
@@ -141,21 +144,7 @@ def plan(runs: int) -> Dict[str, int]:
 
 
 def processes_with(tag: str) -> List[str]:
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/cmdline", "rb") as f:
-                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
-            with open(f"/proc/{name}/stat", "rb") as f:
-                if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
-                    continue
-        except OSError:
-            continue
-        if tag in cmdline:
-            found.append(f"{name}: {cmdline[:160]}")
-    return found
+    return [line[:160] for line in _processes.processes_with(tag)]
 
 
 def expected_outcomes(name: str) -> Set[str]:

@@ -64,6 +64,19 @@ def read_proc(pid: int, name: str) -> Optional[bytes]:
         return None
 
 
+def processes_with(text: str) -> List[str]:
+    """``"pid: command line"`` of live (not zombie) processes whose command line holds ``text``."""
+    found = []
+    for pid in other_pids():
+        cmdline, stat = read_proc(pid, "cmdline"), read_proc(pid, "stat")
+        if cmdline is None or stat is None or stat.rsplit(b")", 1)[1].split()[0] == b"Z":
+            continue  # gone, or exited and waiting to be reaped
+        line = cmdline.replace(b"\0", b" ").decode(errors="replace")
+        if text in line:
+            found.append(f"{pid}: {line}")
+    return found
+
+
 def find_processes(tokens: Iterable[str]) -> List[int]:
     """Pids of live processes whose token is one of ``tokens`` or extends one (``token/n``)."""
     tokens = list(tokens)

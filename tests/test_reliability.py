@@ -22,27 +22,10 @@ from typing import List
 
 import pytest
 
+from pytest_metaflow._processes import processes_with
+
 FLOWS = Path(__file__).parent / "flows"
 GONE_WITHIN = 20.0  # an upper bound to wait for, not a measured threshold
-
-
-def processes_with(tag: str) -> List[str]:
-    """Command lines of live processes mentioning ``tag``."""
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{name}/cmdline", "rb") as f:
-                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
-            with open(f"/proc/{name}/stat", "rb") as f:
-                if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
-                    continue  # exited, waiting to be reaped
-        except OSError:
-            continue
-        if tag in cmdline:
-            found.append(f"{name}: {cmdline}")
-    return found
 
 
 def wait_gone(tag: str) -> List[str]:
