@@ -40,8 +40,6 @@ class Settings:
 class SessionState:
     settings: Settings
     current_item: Optional[pytest.Item] = None
-    session_store: Optional[_store.Store] = None
-    session_exit: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     kept_session: Optional[Path] = None
     run_infos: List[Dict[str, Any]] = field(default_factory=list)
     watchdog: _processes.Watchdog = field(default_factory=_processes.Watchdog)
