@@ -18,11 +18,15 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-import metaflow
-from metaflow.exception import MetaflowException
-from metaflow.runner import click_api
+from . import _store
 
-from . import _flowfile, _processes, _spin, _store, reporting
+_store.import_metaflow()  # before any other metaflow import: its import-time warnings are not the test's
+
+import metaflow  # noqa: E402
+from metaflow.exception import MetaflowException  # noqa: E402
+from metaflow.runner import click_api  # noqa: E402
+
+from . import _flowfile, _processes, _spin, reporting  # noqa: E402
 from .errors import FlowStartError, InvalidFlowError, RunTimeoutError
 
 _TRACEBACK = "Traceback (most recent call last):"

@@ -24,6 +24,7 @@ import queue
 import shutil
 import tempfile
 import threading
+import warnings
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
@@ -142,6 +143,26 @@ class Remover:
 
 # --- the client side -------------------------------------------------------
 
+
+def import_metaflow() -> Any:
+    """Import metaflow for the plugin, without letting its import-time warnings fail the test.
+
+    ``import metaflow`` loads all its plugins; with PyYAML installed its vendored
+    yaml imports the ``_yaml`` shim, which warns ``DeprecationWarning`` once per
+    process. That warning is Metaflow's, raised on the plugin's behalf (the first
+    fixture use imports metaflow): under ``filterwarnings = error`` it would
+    error every test. Once imported, later imports are free and warn nothing.
+    """
+    import sys
+
+    if "metaflow.plugins" in sys.modules:
+        return sys.modules["metaflow"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import metaflow
+
+        return metaflow
+
 _lock = threading.RLock()
 _providers: Optional[Tuple[Any, Any]] = None
 # Store paths the routed providers may read, the current test's store first.
@@ -192,6 +213,7 @@ def providers() -> Tuple[Any, Any]:
     """The routed local and spin metadata provider classes (made once per process)."""
     global _providers
     if _providers is None:
+        import_metaflow()
         from metaflow.plugins.metadata_providers.local import LocalMetadataProvider
         from metaflow.plugins.metadata_providers.spin import SpinMetadataProvider
 
@@ -210,6 +232,7 @@ def bind(result: Any) -> Any:
 
 
 def _client_state() -> Dict[Tuple[Any, str], Any]:
+    import_metaflow()
     from metaflow.client import core
     from metaflow.plugins.datastores.local_storage import LocalStorage
     from metaflow.plugins.datastores.spin_storage import SpinStorage
@@ -235,6 +258,7 @@ def client_bound_to(store: Store, *, current: bool) -> Iterator[None]:
     ``Flow(...).runs()`` read it. ``current=False`` (the session store) only makes
     its runs reachable, and is the current store while no test store is bound.
     """
+    import_metaflow()
     from metaflow.client import core
     from metaflow.client.filecache import FileCache
 

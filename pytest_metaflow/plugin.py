@@ -45,6 +45,7 @@ KEEP_HELP = (
 )
 DURATIONS_HELP = "show the N slowest flow runs and steps in the terminal summary (0: all; default 5)"
 _SEEN_KEY = pytest.StashKey[int]()
+VENDORED_YAML_WARNING = "ignore::DeprecationWarning:_yaml"
 
 TIMEOUT_HELP = (
     "kill a flow run (its whole process tree) that runs longer than this many seconds and "
@@ -117,6 +118,9 @@ def _timeout(config: pytest.Config) -> Optional[float]:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
+    # Metaflow's vendored yaml imports PyYAML's legacy `_yaml` shim, which warns once per
+    # process; a test importing metaflow must not fail on it under filterwarnings=error.
+    config.addinivalue_line("filterwarnings", VENDORED_YAML_WARNING)
     settings = Settings(
         show_output=_flag(config, "metaflow_show_output"),
         pylint=_flag(config, "metaflow_pylint"),
