@@ -14,6 +14,7 @@ from .assertions import (
     assert_run_failed,
     assert_run_succeeded,
 )
+from .cards import card_components, card_data
 from .errors import (
     FlowFileNotFoundError,
     FlowStartError,
@@ -33,6 +34,8 @@ __all__ = [
     "assert_log_not_contains",
     "assert_run_failed",
     "assert_run_succeeded",
+    "card_components",
+    "card_data",
     "FlowFileNotFoundError",
     "FlowStartError",
     "InvalidFlowError",

@@ -273,6 +273,7 @@ class FixtureRunner(metaflow.Runner):
         file_read_timeout: int = 3600,
         run_timeout: Optional[float] = None,
         watchdog: Optional[_processes.Watchdog] = None,
+        remote: str = "local",
         **kwargs: Any,
     ) -> None:
         with open(flow_file, encoding="utf-8") as f:
@@ -290,7 +291,10 @@ class FixtureRunner(metaflow.Runner):
         self._watchdog = watchdog
         self._calls: List[_Call] = []
         self.token = _processes.new_token()
-        full_env = {**store.env(profile=profile), **(env or {}), _processes.TOKEN_VAR: self.token}
+        store_env = store.env(profile=profile, remote=remote)
+        full_env = {**store_env, **(env or {}), _processes.TOKEN_VAR: self.token}
+        if env and "PYTHONPATH" in env and "PYTHONPATH" in store_env:
+            full_env["PYTHONPATH"] = _store.extension_pythonpath(env["PYTHONPATH"])  # the user's, plus the extension
         with _keep_sigint(), _keep_cwd(), _import_alarm(run_timeout, flow_file):
             try:
                 super().__init__(

@@ -32,6 +32,15 @@ from . import _coverage
 from .errors import PytestMetaflowError
 
 FALLBACK_USER = "pytest"
+REMOTE_CHOICES = ("local", "keep")
+# A Metaflow extension put on the PYTHONPATH of flow processes only (never on pytest's sys.path).
+EXTENSION_DIR = str(Path(__file__).parent / "_mfext")
+
+
+def extension_pythonpath(pythonpath: Optional[str] = None) -> str:
+    """``PYTHONPATH`` with the plugin's Metaflow extension first (``pythonpath``: the one to extend)."""
+    rest = os.environ.get("PYTHONPATH", "") if pythonpath is None else pythonpath
+    return os.pathsep.join([EXTENSION_DIR] + [p for p in rest.split(os.pathsep) if p and p != EXTENSION_DIR])
 
 
 def resolve_user() -> Optional[str]:
@@ -78,11 +87,29 @@ class Store:
     def datastore_dir(self) -> str:
         return str(self.path / ".metaflow")
 
-    def env(self, *, profile: Optional[str] = None) -> Dict[str, str]:
-        """Environment for a run's process tree (added on top of ``os.environ``)."""
+    def env(self, *, profile: Optional[str] = None, remote: str = "local") -> Dict[str, str]:
+        """Environment for a run's process tree (added on top of ``os.environ``).
+
+        ``remote="local"`` runs ``@kubernetes``/``@batch`` steps locally (see ``_mfext``).
+        Every place a Metaflow process writes relative to the cwd or the home
+        directory is pointed into the store; docs/reliability.md lists them.
+        """
         env = {"TMPDIR": str(self.tmp), **_coverage.child_env()}
         if resolve_user() is None:
             env["METAFLOW_USER"] = FALLBACK_USER
+        if remote not in REMOTE_CHOICES:
+            raise ValueError(f"remote: expected one of {', '.join(REMOTE_CHOICES)}, got {remote!r}")
+        if remote == "local":
+            env["PYTEST_METAFLOW_REMOTE"] = "local"
+        if remote == "local" or not self.use_config:
+            # The extension runs @kubernetes/@batch steps locally when asked, and makes
+            # `card create` write under the datastore sysroot, where get_cards() reads
+            # (not under the cwd: Metaflow #2139).
+            env["PYTHONPATH"] = extension_pythonpath()
+            if "METAFLOW_EXTENSIONS_SEARCH_DIRS" in os.environ:
+                env["METAFLOW_EXTENSIONS_SEARCH_DIRS"] = os.pathsep.join(
+                    [os.environ["METAFLOW_EXTENSIONS_SEARCH_DIRS"], EXTENSION_DIR]
+                )
         if self.use_config:
             return env
         env.update(
@@ -91,7 +118,17 @@ class Store:
             METAFLOW_DATASTORE_SYSROOT_LOCAL=str(self.path),
             METAFLOW_DATASTORE_SYSROOT_SPIN=str(self.path),
             METAFLOW_CLIENT_CACHE_PATH=str(self.path / "client_cache"),
+            # metaflow.S3's temp dirs (metaflow.s3.*), default "." (the cwd)
+            METAFLOW_TEMPDIR=str(self.tmp),
+            # the Azure/GCS datastores' temp dirs, default the cwd
+            METAFLOW_ARTIFACT_LOCALROOT=str(self.tmp),
         )
+        if "METAFLOW_TOKEN_HOME" not in os.environ:
+            # @conda/@pypi find (or install) micromamba in $METAFLOW_TOKEN_HOME or
+            # $METAFLOW_HOME: keep using the user's one, shared by all tests, rather
+            # than the store's empty home (its environments live in micromamba's own
+            # root prefix, under the real $HOME, shared already).
+            env["METAFLOW_TOKEN_HOME"] = os.path.expanduser(os.environ.get("METAFLOW_HOME", "~/.metaflowconfig"))
         if profile is None:
             # An explicit profile= means the user wants their configuration.
             env.update(METAFLOW_HOME=str(self.home), METAFLOW_PROFILE="")

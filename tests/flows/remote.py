@@ -1,0 +1,26 @@
+from metaflow import FlowSpec, kubernetes, retry, batch, step
+
+
+class RemoteFlow(FlowSpec):
+    @kubernetes(cpu=4, memory=16000, image="python:3.11")
+    @retry(times=1)
+    @step
+    def start(self):
+        import os
+
+        self.where = "local" if "KUBERNETES_SERVICE_HOST" not in os.environ else "k8s"
+        self.next(self.train)
+
+    @batch(cpu=2, queue="gpu")
+    @step
+    def train(self):
+        self.score = 0.9
+        self.next(self.end)
+
+    @step
+    def end(self):
+        print("score", self.score)
+
+
+if __name__ == "__main__":
+    RemoteFlow()
