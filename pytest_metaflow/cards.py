@@ -57,8 +57,11 @@ def _card(task: Any, type: Optional[str], id: Optional[str], helper: str) -> Any
         names = [f"type={c.type!r} id={c.id!r}" for c in cards]
         return ", ".join(names) if names else "none"
 
+    # A spun task lives in spin's metadata, which the client's parent lookups (made to
+    # follow a resumed task to its origin) do not use: read its own cards.
+    spun = getattr(getattr(getattr(task, "_metaflow", None), "metadata", None), "TYPE", "") == "spin"
     try:
-        everything = list(get_cards(task))
+        everything = list(get_cards(task, follow_resumed=not spun))
     except MetaflowException:  # CardNotPresentException and friends: no card at all
         everything = []
     chosen = [c for c in everything if (type is None or c.type == type) and (id is None or c.id == id)]
