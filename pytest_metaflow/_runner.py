@@ -114,9 +114,30 @@ def _start_error(flow_file: str, error: RuntimeError, command_obj: Any = None, w
         head = f"Metaflow could not start the run of {flow_file}:"
     reason = _reason(stderr, stdout) or "    (no output: did the flow file get stuck at import, in the Metaflow process?)"
     message = "\n".join(
-        [head, reason, "(full logs: the exception's .stdout and .stderr; command: %s)" % command]
+        [head, reason, *_hints(reason), "(full logs: the exception's .stdout and .stderr; command: %s)" % command]
     )
     return FlowStartError(message, command=command, stdout=stdout, stderr=stderr)
+
+
+_REMOTE_REFUSED = re.compile(r"@(kubernetes|batch)\b.* decorator requires --datastore")
+_ENVIRONMENT_REFUSED = re.compile(r"@(conda|pypi)(_base)?\b.* decorator requires --environment")
+
+
+def _hints(reason: str) -> List[str]:
+    """What the user can do about a start failure the plugin recognizes."""
+    if _REMOTE_REFUSED.search(reason):
+        return [
+            "hint: --metaflow-remote=local (or runner(..., remote=\"local\")) runs @kubernetes/@batch "
+            "steps locally in tests; remote=\"keep\" needs your S3 datastore and cluster (--metaflow-use-config)"
+        ]
+    if _ENVIRONMENT_REFUSED.search(reason):
+        return [
+            "hint: @conda/@pypi steps need runner(..., environment=\"conda\") (or \"pypi\"), a micromamba "
+            "binary (on PATH, METAFLOW_PATH_TO_MICROMAMBA, or ~/.metaflowconfig/micromamba, else Metaflow "
+            "downloads it) and access to the package index; environments are cached in micromamba's root "
+            "prefix and shared by all tests"
+        ]
+    return []
 
 
 @contextlib.contextmanager
