@@ -106,6 +106,9 @@ class Store:
             # `card create` write under the datastore sysroot, where get_cards() reads
             # (not under the cwd: Metaflow #2139).
             env["PYTHONPATH"] = extension_pythonpath()
+            # ... and gives every process of the run /dev/null as stdin (a step calling
+            # input() would otherwise wait forever on the pipe Metaflow never closes).
+            env["PYTEST_METAFLOW_NO_STDIN"] = "1"
             if "METAFLOW_EXTENSIONS_SEARCH_DIRS" in os.environ:
                 env["METAFLOW_EXTENSIONS_SEARCH_DIRS"] = os.pathsep.join(
                     [os.environ["METAFLOW_EXTENSIONS_SEARCH_DIRS"], EXTENSION_DIR]

@@ -100,3 +100,34 @@ def test_tutorial_hello_cloud_runs_locally(pytester: pytest.Pytester) -> None:
     )
     result = pytester.runpytest_subprocess()
     result.assert_outcomes(passed=1)
+
+
+def test_pypi_flow_says_what_it_needs(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        pypi_flow="""
+        from metaflow import FlowSpec, pypi, step
+
+        class PypiFlow(FlowSpec):
+            @pypi(packages={"requests": "2.32.3"})
+            @step
+            def start(self):
+                self.next(self.end)
+
+            @step
+            def end(self):
+                pass
+
+        if __name__ == "__main__":
+            PypiFlow()
+        """,
+        test_pypi="""
+        import pytest
+        from pytest_metaflow import FlowStartError
+
+        def test_pypi(runner):
+            with pytest.raises(FlowStartError, match=r'(?s)@pypi decorator requires --environment=.*hint: @conda/@pypi steps need runner\\(\\.\\.\\., environment="conda"\\)'):
+                runner("pypi_flow.py").run()
+        """,
+    )
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=1)

@@ -30,3 +30,23 @@ def __patch_card_root():
 
 __patch_card_root()
 del __patch_card_root
+
+
+# pytest-metaflow: a step reading stdin gets EOF at once instead of blocking forever.
+#
+# Metaflow's runtime starts every task with stdin=PIPE and never writes to it nor
+# closes it (runtime.Worker), so `input()` in a step waits for ever. Tests are not
+# interactive: every process of a run started by the plugin reads /dev/null.
+def __no_stdin():
+    if __os.environ.get("PYTEST_METAFLOW_NO_STDIN") != "1":
+        return
+    try:
+        fd = __os.open(__os.devnull, __os.O_RDONLY)
+        __os.dup2(fd, 0)
+        __os.close(fd)
+    except OSError:  # no fd 0 to replace: reading it fails at once anyway
+        pass
+
+
+__no_stdin()
+del __no_stdin
