@@ -413,6 +413,7 @@ class FixtureRunner(metaflow.Runner):
         return self._call(super().run, **kwargs)
 
     def resume(self, **kwargs: Any) -> Any:
+        self._origin_run_here(kwargs)
         return self._call(super().resume, **kwargs)
 
     def spin(self, pathspec: str, *, artifacts: Optional[Dict[str, Any]] = None, **kwargs: Any) -> Any:
@@ -444,7 +445,14 @@ class FixtureRunner(metaflow.Runner):
         return await self._acall(super().async_run, **kwargs)
 
     async def async_resume(self, **kwargs: Any) -> Any:
+        self._origin_run_here(kwargs)
         return await self._acall(super().async_resume, **kwargs)
+
+    def _origin_run_here(self, kwargs: Dict[str, Any]) -> None:
+        """Resume reads the origin run from its own store: bring one made elsewhere into it."""
+        origin = kwargs.get("origin_run_id")
+        if origin is not None and not self._store.use_config:
+            _store.import_run(str(origin), self._store)
 
     async def async_spin(self, pathspec: str, *, artifacts: Optional[Dict[str, Any]] = None, **kwargs: Any) -> Any:
         """Like ``spin``, returning as soon as the task started; the artifacts module lives until ``cleanup()``."""

@@ -249,6 +249,44 @@ def root_holding_run(pathspec: str) -> Optional[str]:
     return None
 
 
+def import_run(run_id: str, into: Store) -> Optional[str]:
+    """Make a run of another bound store (``runner_factory``'s, say) part of ``into``; return its flow.
+
+    ``resume`` reads its origin run from the datastore it writes to, so the
+    origin must be in the test's store. The run's directory and the flow's
+    content-addressed ``data`` are hard-linked (copied across filesystems):
+    cheap, and the session store is left as it was. ``None`` when no other
+    bound store holds ``run_id`` (or ``into`` already does).
+    """
+    own = os.path.join(into.datastore_dir, "*", glob.escape(str(run_id)))
+    if glob.glob(own):
+        return None
+    for root in list(_roots):
+        if os.path.realpath(root) == os.path.realpath(str(into.path)):
+            continue
+        for run_dir in glob.glob(os.path.join(glob.escape(root), ".metaflow", "*", glob.escape(str(run_id)))):
+            flow_dir = os.path.dirname(run_dir)
+            flow = os.path.basename(flow_dir)
+            target = os.path.join(into.datastore_dir, flow)
+            _link_tree(run_dir, os.path.join(target, str(run_id)))
+            if os.path.isdir(os.path.join(flow_dir, "data")):
+                _link_tree(os.path.join(flow_dir, "data"), os.path.join(target, "data"))
+            return flow
+    return None
+
+
+def _link_tree(src: str, dst: str) -> None:
+    def link(a: str, b: str) -> None:
+        if os.path.exists(b):
+            return
+        try:
+            os.link(a, b)
+        except OSError:  # another filesystem, or links not allowed
+            shutil.copy2(a, b)
+
+    shutil.copytree(src, dst, copy_function=link, dirs_exist_ok=True)
+
+
 def providers() -> Tuple[Any, Any]:
     """The routed local and spin metadata provider classes (made once per process)."""
     global _providers
