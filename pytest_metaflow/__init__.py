@@ -21,6 +21,7 @@ from .errors import (
     InvalidFlowError,
     NotebookCellError,
     PytestMetaflowError,
+    PytestMetaflowWarning,
     RunTimeoutError,
 )
 from .fixtures import NBRunnerFixture, NotebookFixture, RunnerFixture
@@ -41,6 +42,7 @@ __all__ = [
     "InvalidFlowError",
     "NotebookCellError",
     "PytestMetaflowError",
+    "PytestMetaflowWarning",
     "RunTimeoutError",
     "NBRunnerFixture",
     "NotebookFixture",
