@@ -108,7 +108,7 @@ def _dump(artifacts: Mapping[str, Any], path: Path) -> List[str]:
         for name in names:
             value = artifacts[name]
             try:
-                pickle.dump(value, f, protocol=4)  # streamed into the file: no copy in memory
+                pickle.dump(value, f, protocol=5)  # streamed into the file; 5 writes bytearrays without a copy
             except Exception as e:
                 raise TypeError(
                     f"spin(artifacts=...): artifact {name!r} of type {type(value).__name__} cannot be passed to the "
