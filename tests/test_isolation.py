@@ -215,3 +215,26 @@ def test_resume_of_a_run_from_runner_factory(flow_pytester: pytest.Pytester) -> 
     )
     result = flow_pytester.runpytest_subprocess("-p", "no:randomly")
     result.assert_outcomes(passed=2)
+
+
+def test_every_metaflow_write_location_is_in_the_store(flow_pytester: pytest.Pytester) -> None:
+    """Issue 10.4: the places docs/reliability.md lists point into the test's store, seen from a task."""
+    flow_pytester.makepyfile(
+        """
+        import os
+
+        def test_where(runner, metaflow_store):
+            result = runner("where.py").run()
+            data = result.run["start"].task.data
+            store = os.path.realpath(metaflow_store.path)
+            inside = lambda v: bool(v) and (os.path.realpath(v) + os.sep).startswith(store + os.sep)
+            outside = {k: v for k, v in data.places.items() if not inside(v)}
+            assert not outside, outside
+            assert data.stdin_is_devnull and data.extension_on_path
+            # micromamba (for @conda/@pypi) stays the user's, shared by all tests
+            assert data.micromamba_home == os.path.expanduser(os.environ.get("METAFLOW_HOME", "~/.metaflowconfig"))
+        """
+    )
+    result = flow_pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=1)
+    assert sorted(p.name for p in flow_pytester.path.iterdir() if p.name.startswith((".metaflow", "metaflow."))) == []
