@@ -308,7 +308,7 @@ def _spin_result(result: Any, kwargs: Dict[str, Any]) -> Any:
     task = getattr(result, "task", None)
     if not kwargs.get("persist") and type(task) is metaflow.Task:
         task.__class__ = _UnpersistedTask
-        task.spun_without_persist = True  # for helpers that list artifacts
+        setattr(task, "spun_without_persist", True)  # for helpers that list artifacts
     return result
 
 
