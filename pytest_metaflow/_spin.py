@@ -183,7 +183,7 @@ def unused_artifacts(flow_cls: type, step_name: str, names: Iterable[str]) -> Li
         if klass is object or klass.__module__.startswith("metaflow."):
             continue
         for attr, member in vars(klass).items():
-            func = getattr(member, "__func__", member)
+            func = member.fget if isinstance(member, property) else getattr(member, "__func__", member)
             if not callable(func) or (getattr(func, "is_step", False) and attr != step_name):
                 continue
             try:
