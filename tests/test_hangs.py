@@ -35,7 +35,8 @@ def test_default_run_timeout_is_shown_and_can_be_turned_off(pytester: pytest.Pyt
 
 
 def test_blocked_step_ends_with_its_last_output(flow_pytester: pytest.Pytester) -> None:
-    flow_pytester.makeini(INI + "metaflow_timeout = 20\n")
+    # A generous timeout: under load the step may need a while to print its line.
+    flow_pytester.makeini(INI + "metaflow_timeout = 90\n")
     flow_pytester.makepyfile(
         """
         def test_blocked(runner):
@@ -46,7 +47,7 @@ def test_blocked_step_ends_with_its_last_output(flow_pytester: pytest.Pytester) 
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*RunTimeoutError: run BlockedFlow/* timed out after 20 s*",
+            "*RunTimeoutError: run BlockedFlow/* timed out after 90 s*",
             "*step 'start' was running (task BlockedFlow/*/start/1); its output:",
             "*waiting for an endpoint that never answers",
         ]
