@@ -52,3 +52,7 @@ class NotebookCellError(PytestMetaflowError, AssertionError):
         self.cell_index = cell_index
         self.source = source
         self.traceback = traceback
+
+
+class S3EndpointError(PytestMetaflowError, ConnectionError):
+    """The hermetic S3 endpoint is not local, or does not answer (``metaflow_s3``, ``s3_server``)."""
