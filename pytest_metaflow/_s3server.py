@@ -5,7 +5,8 @@ directory (the controller's basetemp: under xdist, the parent of a worker's
 basetemp), starts the server unless the state file names a live one, and
 writes the state file (pid, port). Others read it under the same lock.
 
-The server runs this file as a script (``python -m pytest_metaflow._s3server``):
+The server runs this file as a script (not as part of the package: importing
+the package would import pytest, a second of the server's start-up):
 moto's ``ThreadedMotoServer`` bound to 127.0.0.1 on a port the kernel picks
 (no race between choosing a free port and binding it), in its own session so
 that a Ctrl-C at the terminal does not reach it. Its lifetime is the pytest
@@ -17,7 +18,8 @@ session's, not the lifetime of the worker that happened to start it:
   is gone, so a SIGKILLed pytest leaves no server behind. The owner is
   recognised by pid *and* start time, so a reused pid does not keep it alive.
 
-Stdlib only at import: moto is imported in the server process, boto3 never here.
+Stdlib only at import (it runs as a script): moto is imported in the server
+process, boto3 never here.
 """
 
 from __future__ import annotations
@@ -34,8 +36,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
-
-from .errors import PytestMetaflowError, S3EndpointError
 
 STATE_FILE = "pytest-metaflow-s3.json"
 LOCK_FILE = "pytest-metaflow-s3.lock"
@@ -141,19 +141,22 @@ def ensure_server(directory: Path, owner_pid: int) -> ServerInfo:
 
 
 def _start(directory: Path, owner_pid: int) -> ServerInfo:
-    try:
-        import moto.server  # noqa: F401  (only checks it is there: the server imports it)
-    except ImportError:
+    from .errors import PytestMetaflowError
+
+    import importlib.util
+
+    # Only look: the server process imports it (a second, not to be paid here too).
+    if importlib.util.find_spec("moto") is None or importlib.util.find_spec("flask") is None:
         raise PytestMetaflowError(
             "the local S3 server needs moto: pip install 'moto[server]' boto3 "
             "(or pytest-metaflow[s3])"
-        ) from None
+        )
     # Nothing of the tests' environment that could point the server elsewhere.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PYTEST_METAFLOW_TOKEN", "MOTO_"))}
     log = open(directory / "pytest-metaflow-s3.log", "ab")
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "pytest_metaflow._s3server", str(owner_pid), start_time(owner_pid) or "-"],
+            [sys.executable, os.path.abspath(__file__), str(owner_pid), start_time(owner_pid) or "-"],
             stdout=subprocess.PIPE,
             stderr=log,
             stdin=subprocess.DEVNULL,
@@ -184,6 +187,8 @@ def _wait_ready(proc: "subprocess.Popen[bytes]", directory: Path) -> int:
     if proc.stdout is not None:
         proc.stdout.close()
     if not found:
+        from .errors import S3EndpointError
+
         proc.kill()
         proc.wait()
         log = directory / "pytest-metaflow-s3.log"
