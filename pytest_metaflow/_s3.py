@@ -142,51 +142,68 @@ def boto3_client(endpoint: str) -> Any:
     )
 
 
+# Environment variable -> (metaflow_config name, type): what Metaflow read at import.
+_BOUND_AT_IMPORT = {
+    "METAFLOW_S3_ENDPOINT_URL": ("S3_ENDPOINT_URL", str),
+    "METAFLOW_DATATOOLS_S3ROOT": ("DATATOOLS_S3ROOT", str),
+    "METAFLOW_DATASTORE_SYSROOT_S3": ("DATASTORE_SYSROOT_S3", str),
+    "METAFLOW_S3_RETRY_COUNT": ("S3_RETRY_COUNT", int),
+    "METAFLOW_S3_TRANSIENT_RETRY_COUNT": ("S3_TRANSIENT_RETRY_COUNT", int),
+    "METAFLOW_S3_CLIENT_RETRY_CONFIG": ("S3_CLIENT_RETRY_CONFIG", json.loads),
+    "METAFLOW_S3_WORKER_COUNT": ("S3_WORKER_COUNT", int),
+    "METAFLOW_TEMPDIR": ("TEMPDIR", str),
+    "METAFLOW_ARTIFACT_LOCALROOT": ("ARTIFACT_LOCALROOT", str),
+}
+
+
 @contextlib.contextmanager
-def client_bound(env: Dict[str, str], tmp: Path) -> Iterator[None]:
+def client_bound(env: Dict[str, str], tmp: Optional[Path]) -> Iterator[None]:
     """Bind the S3 client of this process (test body) to ``env``; restore everything afterwards.
 
     Child processes read the environment; in this process Metaflow bound
     ``DATATOOLS_S3ROOT``, the endpoint, the retry counts and ``TEMPDIR`` when
     ``metaflow_config`` was imported (and copied them into the S3 modules), so
-    those module attributes are set too.
+    those module attributes are set too. With a local endpoint in ``env``,
+    every other ``AWS_*`` variable is removed for the duration (a developer's
+    ``AWS_PROFILE`` or role must not reach the local server, nor AWS).
     """
     mp = pytest.MonkeyPatch()
     try:
-        for name in list(os.environ):
-            if name.startswith("AWS_") and name not in env:
-                mp.delenv(name)  # AWS_PROFILE, AWS_ROLE_ARN, ...: nothing of the user's AWS setup
+        if "AWS_ENDPOINT_URL" in env:
+            for name in list(os.environ):
+                if name.startswith("AWS_") and name not in env:
+                    mp.delenv(name)
         for name, value in env.items():
             mp.setenv(name, value)
         import metaflow.metaflow_config as cfg
+        from metaflow.plugins.datastores import s3_storage
         from metaflow.plugins.datatools.s3 import s3 as s3_module
         from metaflow.plugins.datatools.s3 import s3util
 
-        endpoint = env["METAFLOW_S3_ENDPOINT_URL"]
         values: Dict[str, Any] = {
-            "S3_ENDPOINT_URL": endpoint,
-            "DATATOOLS_S3ROOT": env["METAFLOW_DATATOOLS_S3ROOT"],
-            "S3_RETRY_COUNT": 1,
-            "S3_TRANSIENT_RETRY_COUNT": 1,
-            "S3_CLIENT_RETRY_CONFIG": dict(RETRY_CONFIG),
-            "S3_WORKER_COUNT": 4,
-            "TEMPDIR": str(tmp),
-            "ARTIFACT_LOCALROOT": str(tmp),
-            "DATATOOLS_CLIENT_PARAMS": {**cfg.DATATOOLS_CLIENT_PARAMS, "endpoint_url": endpoint},
+            attr: convert(env[var])  # type: ignore[operator]
+            for var, (attr, convert) in _BOUND_AT_IMPORT.items()
+            if var in env
         }
-        for module in (cfg, s3_module, s3util):
+        if "METAFLOW_S3_ENDPOINT_URL" in env:
+            values["DATATOOLS_CLIENT_PARAMS"] = {
+                **cfg.DATATOOLS_CLIENT_PARAMS,
+                "endpoint_url": env["METAFLOW_S3_ENDPOINT_URL"],
+            }
+        for module in (cfg, s3_module, s3util, s3_storage):
             for name, value in values.items():
                 if hasattr(module, name):
                     mp.setattr(module, name, value)
-        # S3(tmproot=TEMPDIR): the default was taken when the class was defined.
-        original_init = s3_module.S3.__init__
+        if tmp is not None:
+            # S3(tmproot=TEMPDIR): the default was taken when the class was defined.
+            original_init = s3_module.S3.__init__
 
-        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-            if not args:
-                kwargs.setdefault("tmproot", str(tmp))
-            original_init(self, *args, **kwargs)
+            def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+                if not args:
+                    kwargs.setdefault("tmproot", str(tmp))
+                original_init(self, *args, **kwargs)
 
-        mp.setattr(s3_module.S3, "__init__", __init__)
+            mp.setattr(s3_module.S3, "__init__", __init__)
         boto3 = __import__("sys").modules.get("boto3")
         if boto3 is not None:
             # boto3.client() reuses a default session made with the old environment.

@@ -8,12 +8,119 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Iterator, Optional
+import uuid
+from pathlib import Path
+from typing import Any, Generator, Iterator, List, Optional
 
 import pytest
 
-from . import _s3, _s3server, _store
+from . import _s3, _s3server, _s3store, _store
 from .errors import S3EndpointError
+
+DATASTORE_HELP = (
+    "where each test's Metaflow datastore lives: local (default), s3-local (the session's "
+    "local S3 server) or s3://BUCKET/PREFIX (a real bucket, your AWS credentials); "
+    "metadata stays local per test"
+)
+_MODE_KEY = pytest.StashKey[str]()
+_SESSION_ID_KEY = pytest.StashKey[str]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("metaflow", "testing Metaflow flows (pytest-metaflow)")
+    group.addoption("--metaflow-datastore", metavar="SPEC", dest="metaflow_datastore", help=DATASTORE_HELP)
+    parser.addini("metaflow_datastore", DATASTORE_HELP, default=_s3store.LOCAL)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    value = config.getoption("metaflow_datastore")
+    source = "--metaflow-datastore" if value is not None else "ini option metaflow_datastore"
+    try:
+        mode = _s3store.parse(value if value is not None else config.getini("metaflow_datastore"), source)
+    except ValueError as e:
+        raise pytest.UsageError(str(e)) from None
+    use_config = config.getoption("metaflow_use_config") or config.getini("metaflow_use_config")
+    if mode != _s3store.LOCAL and use_config:
+        raise pytest.UsageError(f"{source}={mode} and --metaflow-use-config exclude each other")
+    config.stash[_MODE_KEY] = mode
+    workerinput = getattr(config, "workerinput", None)
+    # One prefix per session: xdist workers share the controller's run id.
+    config.stash[_SESSION_ID_KEY] = workerinput["testrunuid"][:12] if workerinput else uuid.uuid4().hex[:12]
+
+
+def pytest_report_header(config: pytest.Config) -> List[str]:
+    mode = config.stash.get(_MODE_KEY, _s3store.LOCAL)
+    if mode == _s3store.LOCAL:
+        return []
+    where = "the session's local S3 server" if mode == _s3store.S3_LOCAL else mode
+    return [f"metaflow: datastore on S3 ({where}), prefix per test, metadata local"]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(fixturedef: Any, request: pytest.FixtureRequest) -> Generator[None, Any, Any]:
+    value = yield
+    mode = request.config.stash.get(_MODE_KEY, _s3store.LOCAL)
+    if mode != _s3store.LOCAL and fixturedef.argname in ("metaflow_store", "runner_factory"):
+        store = value if fixturedef.argname == "metaflow_store" else value.store
+        name = _s3store.label(request.node.nodeid) if fixturedef.argname == "metaflow_store" else _s3store.label("session")
+        _use_s3_store(request, store, mode, name)
+    return value
+
+
+_COMMON = (
+    "METAFLOW_S3_ENDPOINT_URL",
+    "METAFLOW_S3_RETRY_COUNT",
+    "METAFLOW_S3_TRANSIENT_RETRY_COUNT",
+    "METAFLOW_S3_CLIENT_RETRY_CONFIG",
+    "METAFLOW_S3_WORKER_COUNT",
+)
+_PER_STORE = (
+    "METAFLOW_DATATOOLS_S3ROOT",
+    "METAFLOW_DATASTORE_SYSROOT_S3",
+    "METAFLOW_TEMPDIR",
+    "METAFLOW_ARTIFACT_LOCALROOT",
+)
+_BOUND_KEY = pytest.StashKey[bool]()
+
+
+def _bind_session(config: pytest.Config, env: dict) -> None:
+    """Point this process's S3 client at the local server until the end of the session.
+
+    Once per session, not per store: a store made while another store's binding
+    is active (runner_factory first used inside a test) must not lose the
+    endpoint when that test's binding is undone.
+    """
+    if config.stash.get(_BOUND_KEY, False):
+        return
+    bound = _s3.client_bound(env, None)
+    bound.__enter__()
+    config.stash[_BOUND_KEY] = True
+    config.add_cleanup(lambda: bound.__exit__(None, None, None))
+
+
+def _use_s3_store(request: pytest.FixtureRequest, store: _store.Store, mode: str, name: str) -> None:
+    endpoint = request.getfixturevalue("s3_server").endpoint if mode == _s3store.S3_LOCAL else None
+    s3 = _s3store.S3Store(mode, request.config.stash[_SESSION_ID_KEY], name, store, endpoint)
+    if endpoint is not None:
+        _bind_session(request.config, {k: v for k, v in s3.env.items() if k.startswith("AWS_") or k in _COMMON})
+        s3.create_bucket()
+    # This store's roots for the client in this process (S3(run=...), temp dirs).
+    bound = _s3.client_bound({k: v for k, v in s3.env.items() if k in _PER_STORE}, s3.tmp)
+    bound.__enter__()
+    request.addfinalizer(lambda: bound.__exit__(None, None, None))
+    store.extra_env.update(s3.env)
+    store.s3_root = s3.root  # type: ignore[attr-defined]  # for tests and users: where the datastore is
+    node = request.node
+
+    def dispose() -> None:
+        from .fixtures import SESSION_KEY, kept_path
+
+        state = request.config.stash[SESSION_KEY]
+        if isinstance(node, pytest.Item) and kept_path(node, state) is not None:
+            return  # kept with the store (--metaflow-keep): s3-root.txt in the store names it
+        s3.delete()
+
+    request.addfinalizer(dispose)
 
 
 
