@@ -75,10 +75,15 @@ class S3Server:
     pid : int or None
         The server's process (``None`` for an endpoint given by
         ``PYTEST_METAFLOW_S3_ENDPOINT``).
+    aws_dir : Path
+        The AWS config and credentials files (dummy credentials) that every
+        client of the server reads, instead of ``~/.aws``; they live as long as
+        the session.
     """
 
-    def __init__(self, endpoint: str, pid: Optional[int] = None) -> None:
+    def __init__(self, endpoint: str, aws_dir: Path, pid: Optional[int] = None) -> None:
         self.endpoint = endpoint
+        self.aws_dir = aws_dir
         self.pid = pid
 
     def __repr__(self) -> str:

@@ -99,8 +99,9 @@ def _bind_session(config: pytest.Config, env: dict) -> None:
 
 
 def _use_s3_store(request: pytest.FixtureRequest, store: _store.Store, mode: str, name: str) -> None:
-    endpoint = request.getfixturevalue("s3_server").endpoint if mode == _s3store.S3_LOCAL else None
-    s3 = _s3store.S3Store(mode, request.config.stash[_SESSION_ID_KEY], name, store, endpoint)
+    server = request.getfixturevalue("s3_server") if mode == _s3store.S3_LOCAL else None
+    s3 = _s3store.S3Store(mode, request.config.stash[_SESSION_ID_KEY], name, store, server)
+    endpoint = server.endpoint if server is not None else None
     if endpoint is not None:
         _bind_session(request.config, {k: v for k, v in s3.env.items() if k.startswith("AWS_") or k in _COMMON})
         s3.create_bucket()
@@ -132,12 +133,13 @@ def s3_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     within a second if pytest is killed. ``PYTEST_METAFLOW_S3_ENDPOINT=http://127.0.0.1:PORT``
     uses a server you run instead (it must be a loopback address).
     """
+    aws_dir = tmp_path_factory.mktemp("pytest-metaflow-aws")
     endpoint = os.environ.get(_s3.ENDPOINT_VAR)
     if endpoint:
-        return _s3.S3Server(_s3.check_local(endpoint, _s3.ENDPOINT_VAR))
+        return _s3.S3Server(_s3.check_local(endpoint, _s3.ENDPOINT_VAR), aws_dir)
     config = request.config
     info = _s3server.ensure_server(_s3.shared_dir(config, tmp_path_factory), _s3.owner_pid(config))
-    return _s3.S3Server(info.endpoint, info.pid)
+    return _s3.S3Server(info.endpoint, aws_dir, info.pid)
 
 
 @pytest.fixture
@@ -150,7 +152,7 @@ def metaflow_s3(s3_server: _s3.S3Server, metaflow_store: _store.Store) -> Iterat
     body. ``put``/``get``/``keys`` seed inputs and read outputs. The bucket is
     deleted at teardown.
     """
-    s3 = _s3.MetaflowS3(s3_server.endpoint, _s3.new_bucket_name(), metaflow_store.tmp, metaflow_store.path / "aws")
+    s3 = _s3.MetaflowS3(s3_server.endpoint, _s3.new_bucket_name(), metaflow_store.tmp, s3_server.aws_dir)
     with contextlib.ExitStack() as stack:
         stack.enter_context(_s3.client_bound(s3.env, metaflow_store.tmp))
         _create_bucket(s3)

@@ -47,9 +47,10 @@ def label(nodeid: str) -> str:
 class S3Store:
     """One store's S3 prefix: its environment, its client binding, its deletion."""
 
-    def __init__(self, spec: str, session: str, name: str, store: Any, endpoint: Optional[str]) -> None:
+    def __init__(self, spec: str, session: str, name: str, store: Any, server: Optional[_s3.S3Server]) -> None:
         base = f"s3://{LOCAL_BUCKET}" if spec == S3_LOCAL else spec
         self.root = f"{base}/{session}/{name}"
+        endpoint = server.endpoint if server is not None else None
         self.endpoint = endpoint
         tmp = Path(store.tmp)
         env: Dict[str, str] = {
@@ -57,8 +58,8 @@ class S3Store:
             "METAFLOW_TEMPDIR": str(tmp),
             "METAFLOW_ARTIFACT_LOCALROOT": str(tmp),
         }
-        if endpoint is not None:  # the local server: nothing of the user's AWS setup
-            env = {**_s3.aws_env(endpoint, Path(store.path) / "aws"), **_s3.metaflow_env(endpoint, f"{self.root}/data", tmp)}
+        if server is not None:  # the local server: nothing of the user's AWS setup
+            env = {**_s3.aws_env(server.endpoint, server.aws_dir), **_s3.metaflow_env(server.endpoint, f"{self.root}/data", tmp)}
         env.update(METAFLOW_DEFAULT_DATASTORE="s3", METAFLOW_DATASTORE_SYSROOT_S3=self.root)
         self.env = env
         self.tmp = tmp

@@ -270,3 +270,125 @@ def test_check_local_accepts_loopback_only() -> None:
     for bad in ("http://10.0.0.1:9000", "https://s3.amazonaws.com", "http://127.0.0.1", "ftp://127.0.0.1:21", "s3.local:9000"):
         with pytest.raises(S3EndpointError, match="loopback"):
             check_local(bad, "x")
+
+
+STORE_MODE_TESTS = '''
+import json, os
+from pathlib import Path
+
+import pytest
+from metaflow import Flow
+from metaflow.exception import MetaflowNotFound
+
+from pytest_metaflow import assert_artifacts, assert_run_succeeded
+
+ROOTS = Path(os.environ["ROOTS_FILE"])
+
+
+def remember(name, store):
+    with ROOTS.open("a") as f:
+        f.write(json.dumps([name, store.s3_root]) + "\\n")
+
+
+@pytest.fixture(scope="module")
+def shared(runner_factory):
+    remember("session", runner_factory.store)
+    return runner_factory("s3_steps_flow.py").run(src="s3://pytest-metaflow-store/seed.txt")
+
+
+def test_a_run_resume_spin(runner, metaflow_store, metaflow_s3):
+    remember("a", metaflow_store)
+    src = metaflow_s3.put("in.txt", "abc")
+    r = runner("s3_steps_flow.py")
+    result = r.run(src=src)
+    assert_run_succeeded(result)
+    meta = result.run["start"].task.metadata_dict
+    assert (meta["ds-type"], meta["ds-root"]) == ("s3", metaflow_store.s3_root)
+    assert Flow("S3StepsFlow").latest_run.pathspec == result.run.pathspec
+    assert not list((Path(metaflow_store.path) / ".metaflow" / "S3StepsFlow").glob("*/*/*/0.data.json"))
+    assert_run_succeeded(r.resume())
+    spun = r.spin(result.run["write"].task.pathspec, persist=True)
+    assert spun.task["url"].data.startswith(metaflow_s3.datatools_root)
+
+
+def test_b_shared_run_from_the_session_store(shared, runner):
+    assert_artifacts(shared, step="start", text="seed")
+    with pytest.raises(MetaflowNotFound):
+        Flow("S3StepsFlow")  # this test's own store has no run
+
+
+def test_c_failed_and_kept(runner, metaflow_store, metaflow_s3):
+    remember("kept", metaflow_store)
+    runner("s3_steps_flow.py").run(src=metaflow_s3.put("x.txt", "x"))
+    assert False, "fails on purpose: its prefix is kept"
+'''
+
+STORE_MODE_CONFTEST = '''
+import pytest
+
+@pytest.fixture(scope="session", autouse=True)
+def seed(request):
+    if request.config.getoption("metaflow_datastore") == "s3-local":
+        s3 = request.getfixturevalue("s3_server")
+        from pytest_metaflow._s3 import boto3_client
+        client = boto3_client(s3.endpoint)
+        try:
+            client.create_bucket(Bucket="pytest-metaflow-store")
+        except client.exceptions.BucketAlreadyOwnedByYou:
+            pass
+        client.put_object(Bucket="pytest-metaflow-store", Key="seed.txt", Body=b"seed")
+    yield
+    if request.config.getoption("metaflow_datastore") == "s3-local":
+        import json, os
+        from pathlib import Path
+        # Prefixes of passed tests and of the session store are gone, the failed test's is kept.
+        roots = dict(json.loads(l) for l in Path(os.environ["ROOTS_FILE"]).read_text().splitlines())
+        left = {}
+        for name, root in roots.items():
+            prefix = root[len("s3://pytest-metaflow-store/"):] + "/"
+            listed = client.list_objects_v2(Bucket="pytest-metaflow-store", Prefix=prefix)
+            left[name] = listed.get("KeyCount", 0)
+        Path(os.environ["ROOTS_FILE"] + ".left").write_text(json.dumps(left))
+'''
+
+
+def test_s3_local_store_mode(s3_pytester: pytest.Pytester) -> None:
+    s3_pytester.makepyfile(test_store_mode=STORE_MODE_TESTS)
+    s3_pytester.makeconftest(STORE_MODE_CONFTEST)
+    roots = s3_pytester.path / "roots.jsonl"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ROOTS_FILE", str(roots))
+        result = s3_pytester.runpytest_subprocess("--metaflow-datastore=s3-local", "--metaflow-keep=failed", "-p", "no:randomly")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["*datastore on S3 (the session's local S3 server), prefix per test, metadata local*"])
+    left = json.loads((s3_pytester.path / "roots.jsonl.left").read_text())
+    assert left["a"] == 0 and left["session"] == 0, left
+    assert left["kept"] > 0, left
+    assert not list(s3_pytester.path.rglob("metaflow.s3.*"))
+
+
+def test_datastore_option_is_validated(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_it="def test_it(): pass")
+    result = pytester.runpytest_subprocess("--metaflow-datastore=gs://bucket")
+    result.stderr.fnmatch_lines(["*--metaflow-datastore: expected local, s3-local or s3://BUCKET*, got 'gs://bucket'*"])
+    pytester.makeini("[pytest]\nmetaflow_datastore = s3-local\n")
+    result = pytester.runpytest_subprocess("--metaflow-use-config")
+    result.stderr.fnmatch_lines(["*ini option metaflow_datastore=s3-local and --metaflow-use-config exclude each other*"])
+
+
+def test_real_bucket_mode_overrides_only_the_datastore(tmp_path: Path) -> None:
+    from pytest_metaflow import _s3store
+    from pytest_metaflow._store import Store
+
+    store = Store(tmp_path / "store")
+    s3 = _s3store.S3Store("s3://team-bucket/ci", "sess", "test_x-1", store, server=None)
+    assert s3.root == "s3://team-bucket/ci/sess/test_x-1"
+    assert s3.env == {
+        "METAFLOW_DEFAULT_DATASTORE": "s3",
+        "METAFLOW_DATASTORE_SYSROOT_S3": s3.root,
+        "METAFLOW_DATATOOLS_S3ROOT": s3.root + "/data",
+        "METAFLOW_TEMPDIR": str(store.tmp),
+        "METAFLOW_ARTIFACT_LOCALROOT": str(store.tmp),
+    }
+    # No endpoint, no credentials: the team's AWS setup supplies them.
+    assert not [k for k in s3.env if k.startswith("AWS_") or "ENDPOINT" in k]
