@@ -22,7 +22,13 @@ DATASTORE_HELP = (
     "local S3 server) or s3://BUCKET/PREFIX (a real bucket, your AWS credentials); "
     "metadata stays local per test"
 )
+WITH_HELP = (
+    "add a Metaflow decorator to every step of every run, as Metaflow's --with does "
+    "(e.g. kubernetes:cpu=2, batch, retry:times=1); repeatable. Remote compute needs an "
+    "S3 datastore (--metaflow-datastore=s3://...) and your cluster configuration"
+)
 _MODE_KEY = pytest.StashKey[str]()
+_WITH_KEY = pytest.StashKey["tuple[str, ...]"]()
 _SESSION_ID_KEY = pytest.StashKey[str]()
 
 
@@ -30,6 +36,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("metaflow", "testing Metaflow flows (pytest-metaflow)")
     group.addoption("--metaflow-datastore", metavar="SPEC", dest="metaflow_datastore", help=DATASTORE_HELP)
     parser.addini("metaflow_datastore", DATASTORE_HELP, default=_s3store.LOCAL)
+    group.addoption("--metaflow-with", action="append", metavar="SPEC", dest="metaflow_with", help=WITH_HELP)
+    parser.addini("metaflow_with", WITH_HELP, type="args", default=[])
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -43,6 +51,14 @@ def pytest_configure(config: pytest.Config) -> None:
     if mode != _s3store.LOCAL and use_config:
         raise pytest.UsageError(f"{source}={mode} and --metaflow-use-config exclude each other")
     config.stash[_MODE_KEY] = mode
+    specs = config.getoption("metaflow_with")
+    where = "--metaflow-with" if specs else "ini option metaflow_with"
+    specs = tuple(specs or config.getini("metaflow_with"))
+    for spec in specs:
+        if not spec or any(c.isspace() for c in spec):
+            # Metaflow splits METAFLOW_DEFAULT_DECOSPECS on whitespace.
+            raise pytest.UsageError(f"{where}: a decorator spec has no spaces (name:key=value,...), got {spec!r}")
+    config.stash[_WITH_KEY] = specs
     workerinput = getattr(config, "workerinput", None)
     # One prefix per session: xdist workers share the controller's run id.
     config.stash[_SESSION_ID_KEY] = workerinput["testrunuid"][:12] if workerinput else uuid.uuid4().hex[:12]
@@ -50,18 +66,26 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_report_header(config: pytest.Config) -> List[str]:
     mode = config.stash.get(_MODE_KEY, _s3store.LOCAL)
-    if mode == _s3store.LOCAL:
-        return []
-    where = "the session's local S3 server" if mode == _s3store.S3_LOCAL else mode
-    return [f"metaflow: datastore on S3 ({where}), prefix per test, metadata local"]
+    lines = []
+    if mode != _s3store.LOCAL:
+        where = "the session's local S3 server" if mode == _s3store.S3_LOCAL else mode
+        lines.append(f"metaflow: datastore on S3 ({where}), prefix per test, metadata local")
+    if config.stash.get(_WITH_KEY, ()):
+        lines.append(f"metaflow: every run --with {' '.join(config.stash[_WITH_KEY])}")
+    return lines
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_fixture_setup(fixturedef: Any, request: pytest.FixtureRequest) -> Generator[None, Any, Any]:
     value = yield
+    if fixturedef.argname not in ("metaflow_store", "runner_factory"):
+        return value
+    store = value if fixturedef.argname == "metaflow_store" else value.store
+    specs = request.config.stash.get(_WITH_KEY, ())
+    if specs:
+        store.extra_env["METAFLOW_DEFAULT_DECOSPECS"] = " ".join(specs)
     mode = request.config.stash.get(_MODE_KEY, _s3store.LOCAL)
-    if mode != _s3store.LOCAL and fixturedef.argname in ("metaflow_store", "runner_factory"):
-        store = value if fixturedef.argname == "metaflow_store" else value.store
+    if mode != _s3store.LOCAL:
         name = _s3store.label(request.node.nodeid) if fixturedef.argname == "metaflow_store" else _s3store.label("session")
         _use_s3_store(request, store, mode, name)
     return value

@@ -392,3 +392,41 @@ def test_real_bucket_mode_overrides_only_the_datastore(tmp_path: Path) -> None:
     }
     # No endpoint, no credentials: the team's AWS setup supplies them.
     assert not [k for k in s3.env if k.startswith("AWS_") or "ENDPOINT" in k]
+
+
+def test_with_adds_a_decorator_to_every_run(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        env_flow='''
+        import os
+        from metaflow import FlowSpec, step
+
+        class EnvFlow(FlowSpec):
+            @step
+            def start(self):
+                self.seen = os.environ.get("PMF_WITH", "unset")
+                self.next(self.end)
+
+            @step
+            def end(self):
+                pass
+
+        if __name__ == "__main__":
+            EnvFlow()
+        ''',
+        test_it='''
+        import pytest
+
+        @pytest.fixture(scope="module")
+        def shared(runner_factory):
+            return runner_factory("env_flow.py").run()
+
+        def test_both(runner, shared):
+            assert runner("env_flow.py").run().run.data.seen == "on"
+            assert shared.run.data.seen == "on"
+        ''',
+    )
+    result = pytester.runpytest_subprocess('--metaflow-with=environment:vars={"PMF_WITH":"on"}')
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(['*metaflow: every run --with environment:vars={"PMF_WITH":"on"}*'])
+    result = pytester.runpytest_subprocess("--metaflow-with=retry: times=1")
+    result.stderr.fnmatch_lines(["*--metaflow-with: a decorator spec has no spaces*"])
