@@ -27,7 +27,6 @@ from urllib.parse import urlparse
 
 import pytest
 
-from . import _s3server
 from .errors import S3EndpointError
 
 ENDPOINT_VAR = "PYTEST_METAFLOW_S3_ENDPOINT"
@@ -136,8 +135,8 @@ def metaflow_env(endpoint: str, datatools_root: str, tmp: Path) -> Dict[str, str
 def boto3_client(endpoint: str) -> Any:
     """A boto3 S3 client for ``endpoint`` with dummy credentials, bounded retries, no metadata lookups."""
     os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")  # before botocore exists
-    import boto3
-    from botocore.config import Config
+    import boto3  # type: ignore[import-untyped]
+    from botocore.config import Config  # type: ignore[import-untyped]
 
     session = boto3.session.Session(aws_access_key_id=DUMMY_KEY, aws_secret_access_key=DUMMY_KEY, region_name=REGION)
     return session.client(

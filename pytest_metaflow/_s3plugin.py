@@ -10,7 +10,7 @@ import contextlib
 import os
 import uuid
 from pathlib import Path
-from typing import Any, Generator, Iterator, List, Optional
+from typing import Any, Dict, Generator, Iterator, List, Optional, Tuple
 
 import pytest
 
@@ -28,7 +28,7 @@ WITH_HELP = (
     "S3 datastore (--metaflow-datastore=s3://...) and your cluster configuration"
 )
 _MODE_KEY = pytest.StashKey[str]()
-_WITH_KEY = pytest.StashKey["tuple[str, ...]"]()
+_WITH_KEY = pytest.StashKey[Tuple[str, ...]]()
 _SESSION_ID_KEY = pytest.StashKey[str]()
 
 
@@ -70,8 +70,9 @@ def pytest_report_header(config: pytest.Config) -> List[str]:
     if mode != _s3store.LOCAL:
         where = "the session's local S3 server" if mode == _s3store.S3_LOCAL else mode
         lines.append(f"metaflow: datastore on S3 ({where}), prefix per test, metadata local")
-    if config.stash.get(_WITH_KEY, ()):
-        lines.append(f"metaflow: every run --with {' '.join(config.stash[_WITH_KEY])}")
+    specs = config.stash.get(_WITH_KEY, None)
+    if specs:
+        lines.append(f"metaflow: every run --with {' '.join(specs)}")
     return lines
 
 
@@ -81,7 +82,7 @@ def pytest_fixture_setup(fixturedef: Any, request: pytest.FixtureRequest) -> Gen
     if fixturedef.argname not in ("metaflow_store", "runner_factory"):
         return value
     store = value if fixturedef.argname == "metaflow_store" else value.store
-    specs = request.config.stash.get(_WITH_KEY, ())
+    specs = request.config.stash.get(_WITH_KEY, None)
     if specs:
         store.extra_env["METAFLOW_DEFAULT_DECOSPECS"] = " ".join(specs)
     mode = request.config.stash.get(_MODE_KEY, _s3store.LOCAL)
@@ -107,7 +108,7 @@ _PER_STORE = (
 _BOUND_KEY = pytest.StashKey[bool]()
 
 
-def _bind_session(config: pytest.Config, env: dict) -> None:
+def _bind_session(config: pytest.Config, env: Dict[str, str]) -> None:
     """Point this process's S3 client at the local server until the end of the session.
 
     Once per session, not per store: a store made while another store's binding
@@ -119,7 +120,7 @@ def _bind_session(config: pytest.Config, env: dict) -> None:
     bound = _s3.client_bound(env, None)
     bound.__enter__()
     config.stash[_BOUND_KEY] = True
-    config.add_cleanup(lambda: bound.__exit__(None, None, None))
+    config.add_cleanup(lambda: None if bound.__exit__(None, None, None) else None)
 
 
 def _use_s3_store(request: pytest.FixtureRequest, store: _store.Store, mode: str, name: str) -> None:
@@ -186,7 +187,7 @@ def metaflow_s3(s3_server: _s3.S3Server, metaflow_store: _store.Store) -> Iterat
 
 
 def _create_bucket(s3: _s3.MetaflowS3) -> None:
-    from botocore.exceptions import EndpointConnectionError
+    from botocore.exceptions import EndpointConnectionError  # type: ignore[import-untyped]
 
     try:
         s3.client.create_bucket(Bucket=s3.bucket)
@@ -195,7 +196,7 @@ def _create_bucket(s3: _s3.MetaflowS3) -> None:
 
 
 def _delete_bucket(s3: _s3.MetaflowS3) -> None:
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
 
     try:
         s3.delete_bucket()
@@ -218,6 +219,4 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     base = _controller_basetemp(config)
     if base is not None:
-        from pathlib import Path
-
         _s3server.stop(Path(base))

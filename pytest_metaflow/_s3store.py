@@ -18,7 +18,7 @@ import contextlib
 import re
 import uuid
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from . import _s3
 
@@ -72,7 +72,7 @@ class S3Store:
             if self.endpoint is not None:
                 self._client = _s3.boto3_client(self.endpoint)
             else:
-                import boto3  # the user's credentials and region: their bucket
+                import boto3  # type: ignore[import-untyped]  # the user's credentials and region: their bucket
 
                 self._client = boto3.client("s3")
         return self._client
@@ -85,9 +85,9 @@ class S3Store:
         with contextlib.suppress(self.client.exceptions.BucketAlreadyOwnedByYou):
             self.client.create_bucket(Bucket=LOCAL_BUCKET)
 
-    def keys(self) -> list:
+    def keys(self) -> List[str]:
         bucket, prefix = self.bucket_and_prefix()
-        found = []
+        found: List[str] = []
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             found.extend(o["Key"] for o in page.get("Contents", []))
         return found
