@@ -232,11 +232,15 @@ def stop(directory: Path) -> bool:
 
 def _serve(owner_pid: int, owner_started: Optional[str]) -> None:
     """The server process: moto on 127.0.0.1, until SIGTERM or until the owner is gone."""
+    import logging
+
     from moto.server import ThreadedMotoServer
 
+    # werkzeug logs every request to stderr (our log file): errors only.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
-    port = server._server.server_port  # type: ignore[union-attr]  # the port the kernel chose
+    port = server.get_host_and_port()[1]  # the port the kernel chose
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: done.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)
