@@ -77,13 +77,15 @@ def main() -> None:
         workdir = Path(d)
         shutil.copy(ROOT / "sample_flows" / "foreach_flow.py", workdir)
         (workdir / "test_bench.py").write_text(TESTS)
-        (workdir / "pytest.ini").write_text("[pytest]\n")
+        (workdir / "pytest.ini").write_text("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
         for _ in range(opts.rounds):
             times = run_session(workdir, [], opts.reps)
+            print("local-store session:", times, flush=True)
             results["local"] += times.get("local", [])
             results["metaflow_s3"] += times.get("metaflow_s3", [])
             results["warm_server"] += times.get("test_warm_server", [])
             times = run_session(workdir, ["--metaflow-datastore=s3-local", "-k", "local or warm"], opts.reps)
+            print("s3-local session:", times, flush=True)
             results["s3-local store"] += times.get("local", [])
     starts = [server_start() for _ in range(3)]
     base = statistics.median(results["local"])
