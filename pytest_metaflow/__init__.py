@@ -1,6 +1,6 @@
 """pytest-metaflow: test Metaflow flows like functions.
 
-Fixtures (``runner``, ``nbrunner``, ``run_notebook``, ``runner_factory``,
+Fixtures (``runner``, ``nbrunner``, ``run_notebook``, ``runner_factory``, ``metaflow_s3``, ``s3_server``,
 ``metaflow_store``) are registered by
 the ``pytest11`` entry point; this package exports the assertion helpers, the
 error types and the fixtures' types. Importing it does not import metaflow.
@@ -23,7 +23,9 @@ from .errors import (
     PytestMetaflowError,
     PytestMetaflowWarning,
     RunTimeoutError,
+    S3EndpointError,
 )
+from ._s3 import MetaflowS3, S3Server
 from .fixtures import NBRunnerFixture, NotebookFixture, RunnerFixture
 
 __version__ = "0.1.0"
@@ -44,6 +46,9 @@ __all__ = [
     "PytestMetaflowError",
     "PytestMetaflowWarning",
     "RunTimeoutError",
+    "S3EndpointError",
+    "MetaflowS3",
+    "S3Server",
     "NBRunnerFixture",
     "NotebookFixture",
     "RunnerFixture",

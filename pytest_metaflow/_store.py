@@ -64,6 +64,8 @@ class Store:
         for d in (self.path / ".metaflow", self.path / ".metaflow_spin", self.tmp, self.logs, self.home):
             d.mkdir(parents=True, exist_ok=True)
         self._run_ids: Dict[str, int] = {}
+        # Added last to every run's environment by env() (the metaflow_s3 fixture's S3 settings).
+        self.extra_env: Dict[str, str] = {}
 
     def claim(self, result: Any) -> None:
         """Fail loudly if two runs in this store got the same run id.
@@ -114,7 +116,7 @@ class Store:
                     [os.environ["METAFLOW_EXTENSIONS_SEARCH_DIRS"], EXTENSION_DIR]
                 )
         if self.use_config:
-            return env
+            return {**env, **self.extra_env}
         env.update(
             METAFLOW_DEFAULT_DATASTORE="local",
             METAFLOW_DEFAULT_METADATA="local",
@@ -135,7 +137,7 @@ class Store:
         if profile is None:
             # An explicit profile= means the user wants their configuration.
             env.update(METAFLOW_HOME=str(self.home), METAFLOW_PROFILE="")
-        return env
+        return {**env, **self.extra_env}
 
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)

@@ -56,3 +56,7 @@ class NotebookCellError(PytestMetaflowError, AssertionError):
 
 class PytestMetaflowWarning(UserWarning):
     """Something in a test is probably not what its author meant (e.g. a spin artifact the step never reads)."""
+
+
+class S3EndpointError(PytestMetaflowError, ConnectionError):
+    """The hermetic S3 endpoint is not local, or does not answer (``metaflow_s3``, ``s3_server``)."""
