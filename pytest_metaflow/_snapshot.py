@@ -49,10 +49,22 @@ class Document:
     large: Dict[str, _values.Large] = field(default_factory=dict)
 
 
+def graph_info(run: Any) -> Dict[str, Any]:
+    """The flow's graph as Metaflow stored it with the run (``_graph_info``)."""
+    for step in run:
+        for task in step:
+            return dict(task["_graph_info"].data)
+    return {}
+
+
 def _end_step(run: Any) -> str:
     names = [s.id for s in reporting.steps(run)]
-    if "end" in names:
-        return "end"
+    try:
+        end = graph_info(run).get("end_step")
+    except Exception:  # runs of Metaflow versions without it
+        end = None
+    if end in names or "end" in names:
+        return str(end or "end") if end in names else "end"
     if not names:
         raise ValueError(f"run {run.pathspec} has no steps yet")
     return names[-1]
@@ -70,9 +82,11 @@ def select_tasks(result: Any, step: Optional[str]) -> Tuple[str, List[Any]]:
     _, obj = reporting.split(result)
     kind = reporting.kind(obj)
     if kind == "task":
-        if step is not None and obj.parent.id != step:
+        # From the pathspec: a spun task's Step object cannot be looked up in the spin store.
+        own = obj.pathspec.split("/")[2]
+        if step is not None and own != step:
             raise ValueError(f"step={step!r} given, but the task is {obj.pathspec}")
-        return obj.parent.id, [obj]
+        return own, [obj]
     if kind != "run":
         raise TypeError(
             "artifact_snapshot.assert_match() takes an ExecutingRun, metaflow.Run, ExecutingTask or metaflow.Task, "
@@ -119,10 +133,10 @@ def document(
 
 
 def document_of(result: Any, step: Optional[str], names: Optional[Iterable[str]]) -> Tuple[str, Document]:
-    step, tasks = select_tasks(result, step)
-    wanted = list(names) if names is not None else None
     if isinstance(names, str):
         raise TypeError(f"names= takes a list of artifact names, got the string {names!r}")
+    step, tasks = select_tasks(result, step)
+    wanted = list(names) if names is not None else None
     sections = []
     for task in tasks:
         found = user_artifacts(task)
