@@ -384,6 +384,14 @@ class ArtifactSnapshot:
 
 def make_fixture(request: Any) -> ArtifactSnapshot:
     """The fixture's value: syrupy's ``snapshot`` with our extension."""
+    if not request.config.pluginmanager.hasplugin("syrupy"):
+        import pytest
+
+        pytest.fail(
+            "artifact_snapshot needs syrupy's pytest plugin, which is disabled here (-p no:syrupy?); "
+            "it comes with pip install 'pytest-metaflow[snapshot]'",
+            pytrace=False,
+        )
     snapshot = request.getfixturevalue("snapshot")
     return ArtifactSnapshot(snapshot.use_extension(ArtifactSnapshotExtension), Path(str(request.node.path)))
 
