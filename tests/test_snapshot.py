@@ -157,7 +157,7 @@ def test_create_match_mismatch_update_unused(snap_pytester: pytest.Pytester) -> 
     _write_test(p)
     result = p.runpytest_subprocess()
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*no snapshot test_values[start] in __snapshots__/test_snap.ambr yet: run `pytest --snapshot-update`*"])
+    result.stdout.fnmatch_lines(["*no snapshot test_values[[]start[]] in __snapshots__/test_snap.ambr yet: run `pytest --snapshot-update`*"])
 
     p.runpytest_subprocess("--snapshot-update").assert_outcomes(passed=1)
     stored = (p.path / "__snapshots__" / "test_snap.ambr").read_text()
@@ -173,9 +173,11 @@ def test_create_match_mismatch_update_unused(snap_pytester: pytest.Pytester) -> 
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*artifacts of step 'start' differ from snapshot test_values[start]*",
-            "*  weights[1]: 1.0 -> 2.0*",
-            "*frame['y'][0]: *",
+            "*artifacts of step 'start' differ from snapshot test_values[[]start[]]*",
+            "*  big[[]1[]]: 1.0 -> 2.0 (diff +1, rel 1)*",  # a large value: loaded from its side file
+            "*  ... more differences*",
+            "*  frame[[]'y'[]][[]0[]]: 1.0 -> 2.0*",
+            "*  weights[[]1[]]: 1.0 -> 2.0*",
             "*run `pytest --snapshot-update` to accept the new values*",
         ]
     )
