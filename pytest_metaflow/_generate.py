@@ -167,8 +167,9 @@ def _dict_source(values: Dict[str, Any], rel_dir: str, plan: Planned, label: str
     lines = ["{"]
     for name, value in values.items():
         source = _value_source(value, rel_dir, name, plan, f"{label}.{name}")
-        source = source.replace("\n", "\n" + indent + "    ")
-        lines.append(f"{indent}    {name!r}: {source},")
+        prefix = f"{indent}    {name!r}: "
+        # pprint aligns continuation lines under the opening bracket at column 0
+        lines.append(prefix + source.replace("\n", "\n" + " " * len(prefix)) + ",")
     lines.append(indent + "}")
     return "\n".join(lines) if values else "{}"
 
@@ -185,25 +186,22 @@ def inputs_module(record: StepRecord, inputs_dir: str, plan: Planned, origin: st
     else:
         body = _dict_source(record.inputs, rel_dir, plan, f"{record.step}: inputs", "")
         what = "the artifacts of its parent task" if record.step != "start" else "the run's parameters"
-    source = "\n".join(
-        [
-            f'"""Inputs of step {record.step!r}, recorded from {record.task}: {what}.',
-            "",
-            "Edit the values to change what the step's test feeds it.",
-            '"""',
-            "",
-            "import pickle" if "pickle.loads(" in body else "",
-            "from pathlib import Path",
-            "",
-            "import numpy" if "numpy.load(" in body else "",
-            "",
-            "HERE = Path(__file__).parent",
-            "",
-            f"INPUTS = {body}",
-            "",
-        ]
-    )
-    return source.replace("\n\n\n\nHERE", "\n\nHERE")
+    imports = [line for line in ("import pickle" if "pickle.loads(" in body else "",
+                                 "import numpy" if "numpy.load(" in body else "") if line]
+    lines = [
+        f'"""Inputs of step {record.step!r}, recorded from {record.task}: {what}.',
+        "",
+        "Edit the values to change what the step's test feeds it.",
+        '"""',
+        "",
+        *imports,
+        "from pathlib import Path",
+        "",
+        "HERE = Path(__file__).parent",
+        "",
+        f"INPUTS = {body}",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def _test_module(flow_name: str, flow_rel: str, stem: str, origin: str, params: Dict[str, Any],

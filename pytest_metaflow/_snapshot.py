@@ -186,7 +186,7 @@ def _load_side_file(path: Path) -> Any:
             return np.load(path, allow_pickle=False)
         except ValueError:  # object arrays are pickled inside the .npy
             return np.load(path, allow_pickle=True)
-    import pandas as pd
+    import pandas as pd  # type: ignore[import-untyped]
 
     return pd.read_pickle(path)
 

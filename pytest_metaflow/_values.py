@@ -173,7 +173,7 @@ class Writer:
             return _call(_qualname(value), fields)
         if isinstance(value, (list, tuple, dict, set, frozenset, int, float, str, bytes)):
             # A subclass of a builtin: its builtin content under its class name.
-            base = next(b for b in (bool, int, float, complex, str, bytes, list, tuple, dict, set, frozenset) if isinstance(value, b))
+            base: Any = next(b for b in (int, float, str, bytes, list, tuple, dict, set, frozenset) if isinstance(value, b))
             return _call(_qualname(value), [], (self.write(base(value), path),))
         return self._object(value, path)
 
@@ -222,7 +222,7 @@ class Writer:
         )
 
     def _index(self, index: Any, path: str) -> str:
-        import pandas as pd
+        import pandas as pd  # type: ignore[import-untyped]
 
         if isinstance(index, pd.RangeIndex):
             fields = [("start", repr(index.start)), ("stop", repr(index.stop)), ("step", repr(index.step))]
@@ -243,7 +243,7 @@ class Writer:
         return _call("column", [("dtype", repr(str(series.dtype))), ("values", self.write(series.tolist(), path))])
 
     def _pandas(self, value: Any, path: str) -> str:
-        import pandas as pd
+        import pandas as pd  # type: ignore[import-untyped]
 
         if isinstance(value, pd.DataFrame):
             names = list(value.columns)

@@ -67,7 +67,7 @@ def test_values_are_readable_and_read_back_losslessly():
     assert _diff(doc, _doc(**values)) == []
     sections = _snapshot.split_document(text)
     assert set(sections["[train]"]) == set(values)
-    for name, value_text in sections["[train]"].items():
+    for value_text in sections["[train]"].values():
         _values.parse(value_text)
 
 
