@@ -31,6 +31,8 @@ BLOB_DIRNAME = "__snapshot_blobs__"
 _hide = operator.methodcaller("errisinstance", AssertionError)
 # Large values of the assertion in progress, by sha256: written to side files
 # only when syrupy writes the snapshot (create/update), read back to compare.
+# Transient (filled and emptied within one assert_match), hence a module global:
+# syrupy calls the extension's classmethods, which cannot reach the fixture.
 _PENDING: Dict[str, _values.Large] = {}
 _SHA = re.compile(r"sha256='([0-9a-f]{64})'")
 _ARTIFACT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*) = ", re.MULTILINE)
@@ -350,7 +352,11 @@ class ArtifactSnapshot:
             differ: the message names each artifact and element that changed.
         """
         __tracebackhide__ = _hide
-        step_name, doc = document_of(result, step, names)
+        try:
+            step_name, doc = document_of(result, step, names)
+        except (_values.SnapshotValueError, ValueError) as e:
+            # Bad input, not a bug here: raised at the call site, without our frames.
+            raise type(e)(str(e)) from None
         extension = self._assertion.extension
         extension.tolerance = _values.Tolerance(rtol, atol)
         extension.blob_dir = self._blob_dir

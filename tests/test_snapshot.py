@@ -227,3 +227,15 @@ def test_without_syrupy_the_fixture_says_what_to_install(pytester: pytest.Pytest
     pytester.makepyfile("def test_x(artifact_snapshot):\n    pass\n")
     result = pytester.runpytest_subprocess("-p", "no:syrupy")
     result.assert_outcomes(errors=1)
+
+
+def test_loading_the_plugin_imports_no_syrupy_numpy_or_pandas() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pytest_metaflow.plugin, pytest_metaflow.generated, pytest_metaflow.cli; "
+        "print(sorted(m for m in ('syrupy', 'numpy', 'pandas', 'metaflow') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
