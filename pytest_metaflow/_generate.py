@@ -116,15 +116,39 @@ def record(run: Any) -> List[StepRecord]:
         task = representative_task(run, step.id)
         join = steps_info.get(step.id, {}).get("type") == "join"
         if step.id == start:
-            inputs: Dict[str, Any] = _values_of(run["_parameters"].task)
+            parents = [run["_parameters"].task]
+            inputs: Dict[str, Any] = _values_of(parents[0])
         elif join:
             parents = sorted(task.parent_tasks, key=lambda p: (p.parent.id, _index(p) or 0))
             inputs = {input_key(p): _values_of(p) for p in parents}
         else:
             parents = list(task.parent_tasks)
             inputs = _values_of(parents[0]) if parents else {}
-        records.append(StepRecord(step.id, task.pathspec, _index(task), join, inputs, _values_of(task)))
+        outputs = {name: artifact.data for name, artifact in set_by_step(task, parents, join).items()}
+        records.append(StepRecord(step.id, task.pathspec, _index(task), join, inputs, outputs))
     return records
+
+
+def set_by_step(task: Any, parents: Sequence[Any], join: bool) -> Dict[str, Any]:
+    """The artifacts ``task``'s step set, as opposed to those passed down from its parents.
+
+    An artifact with the same content hash as in its parent (for a join: in
+    every parent) was passed down. Those are left out of a step's outputs:
+    Metaflow's spin persists passed-down artifacts from the original run's
+    parent, not from the ``artifacts=`` given, so they would not reflect the
+    recorded inputs (and in a join they are not readable from the spun task).
+    """
+    from ._snapshot import user_artifacts
+
+    upstream = [user_artifacts(p) for p in parents]
+    own = user_artifacts(task)
+    found = {}
+    for name, artifact in own.items():
+        same = [name in up and up[name].sha == artifact.sha for up in upstream]
+        passed = bool(same) and all(same) if join else any(same)
+        if not passed:
+            found[name] = artifact
+    return found
 
 
 def run_parameters(run: Any) -> Dict[str, Any]:
@@ -240,9 +264,10 @@ def _test_module(flow_name: str, flow_rel: str, stem: str, origin: str, params: 
             "",
             "",
             f"def test_{rec.step}(runner, base_run, artifact_snapshot):",
+            *(["    # The step sets no artifact of its own: this checks that it still runs."] if not rec.outputs else []),
             f"    inputs = load_inputs(INPUTS / {rec.step + '.py'!r})",
             f"    spun = spin_step(runner(FLOW), base_run, {rec.step!r}, inputs{join})",
-            f"    artifact_snapshot.assert_match(spun, step={rec.step!r})",
+            f"    artifact_snapshot.assert_match(spun, step={rec.step!r}, names={sorted(rec.outputs)!r})",
         ]
     return "\n".join(lines) + "\n"
 

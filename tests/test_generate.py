@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import List
+from typing import Dict, List, Optional
 
 import pytest
 
 SAMPLES = Path(__file__).parent.parent / "sample_flows"
 
 
-def generate(pytester: pytest.Pytester, *args: str) -> subprocess.CompletedProcess:
+def generate(pytester: pytest.Pytester, *args: str, env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
     """Run the console script's code in a fresh interpreter (as the installed script would)."""
     return subprocess.run(
         [sys.executable, "-c", "import sys; from pytest_metaflow.cli import main; sys.exit(main())", "generate", *args],
         cwd=pytester.path,
+        env=env,
         capture_output=True,
         text=True,
         timeout=600,
@@ -110,3 +112,24 @@ def test_bad_command_lines_get_short_errors(pytester: pytest.Pytester) -> None:
     done = generate(pytester, "flows/train_flow.py", "--params", "epochs")
     assert done.returncode == 1
     assert "--params takes NAME=VALUE, got 'epochs'" in done.stderr
+
+
+def test_an_existing_run_read_through_the_users_configuration(pytester: pytest.Pytester) -> None:
+    flow = copy_flow(pytester, "branch_flow.py")
+    # "The user's configuration": a local datastore of their own, outside any test store.
+    env = {
+        **os.environ,
+        "METAFLOW_DEFAULT_DATASTORE": "local",
+        "METAFLOW_DEFAULT_METADATA": "local",
+        "METAFLOW_DATASTORE_SYSROOT_LOCAL": str(pytester.path / "mystore"),
+        "METAFLOW_HOME": str(pytester.path / "home"),
+        "METAFLOW_USER": "tester",
+    }
+    subprocess.run([sys.executable, str(flow), "--no-pylint", "run", "--text", "a bb ccc"], env=env, cwd=pytester.path,
+                   check=True, capture_output=True, timeout=600)
+    run_id = (pytester.path / "mystore" / ".metaflow" / "BranchFlow" / "latest_run").read_text().strip()
+    done = generate(pytester, "flows/branch_flow.py", "--run", f"BranchFlow/{run_id}", "--out", "gen", env=env)
+    assert done.returncode == 0, done.stderr
+    module = (pytester.path / "gen" / "test_branch_flow_steps.py").read_text()
+    assert "runner_factory(FLOW).run(text='a bb ccc')" in module
+    pytester.runpytest_subprocess("gen").assert_outcomes(passed=5)
