@@ -56,6 +56,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     except PytestMetaflowError as e:
         print(f"pytest-metaflow generate: error: {e}", file=sys.stderr)
         return 1
+    except (RuntimeError, OSError) as e:  # Metaflow could not start or finish the run
+        print(f"pytest-metaflow generate: error: the run of {args.flow_file} failed: {type(e).__name__}: {e}",
+              file=sys.stderr)
+        return 1
     steps = ", ".join(r.step for r in records)
     print(f"wrote {test_file} ({len(records)} tests: {steps}) in {time.monotonic() - start:.1f} s")
     print(f"run it with: pytest {args.out}")
