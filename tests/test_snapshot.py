@@ -189,7 +189,7 @@ def test_create_match_mismatch_update_unused(snap_pytester: pytest.Pytester) -> 
 
     # Drop one assertion: syrupy reports the snapshot unused (and fails), --snapshot-update deletes it.
     p.makepyfile(test_snap=textwrap.dedent(SNAP_TEST.format(scale=2.0, rtol=None)).replace(
-        '        artifact_snapshot.assert_match(result, step="square")\n', ""
+        '    artifact_snapshot.assert_match(result, step="square")\n', ""
     ))
     result = p.runpytest_subprocess()
     result.stdout.fnmatch_lines(["*1 snapshot passed. 1 snapshot unused.*"])
