@@ -154,8 +154,21 @@ def document_of(result: Any, step: Optional[str], names: Optional[Iterable[str]]
                     f"its artifacts: {', '.join(sorted(found)) or 'none'}"
                 )
             found = {n: found[n] for n in wanted}
-        sections.append((_index(task) if len(tasks) > 1 or _index(task) is not None else None, {n: a.data for n, a in found.items()}))
+        sections.append((_index(task), {n: _data(task, n, a) for n, a in found.items()}))
     return step, document(step, sections)
+
+
+def _data(task: Any, name: str, artifact: Any) -> Any:
+    try:
+        return artifact.data
+    except (TypeError, OSError) as e:
+        # Seen with spun join tasks: artifacts the step passed down stay in the
+        # original run's datastore, where the spun task's client does not look.
+        raise AssertionError(
+            f"artifact {name!r} of task {task.pathspec} cannot be read ({type(e).__name__}: {e}); "
+            "a spun task cannot read artifacts its step only passed down from the original run: "
+            "pass names=[...] with the artifacts the step sets"
+        ) from None
 
 
 # --- reading a document back ------------------------------------------------

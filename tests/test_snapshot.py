@@ -207,7 +207,13 @@ def test_tolerance_and_spun_task(snap_pytester: pytest.Pytester) -> None:
                 r = runner("snapshot_flow.py")
                 base = r.run(scale=1.0)
                 spun = r.spin(base.run["gather"].task.pathspec, persist=True)
-                artifact_snapshot.assert_match(spun, rtol=1e-6)
+                artifact_snapshot.assert_match(spun, names=["total"], rtol=1e-6)
+
+            def test_spun_join_passed_down(runner, artifact_snapshot):
+                r = runner("snapshot_flow.py")
+                base = r.run(scale=1.0)
+                spun = r.spin(base.run["gather"].task.pathspec, persist=True)
+                artifact_snapshot.assert_match(spun)
 
             def test_not_persisted(runner, artifact_snapshot):
                 r = runner("snapshot_flow.py")
@@ -218,8 +224,9 @@ def test_tolerance_and_spun_task(snap_pytester: pytest.Pytester) -> None:
         )
     )
     result = p.runpytest_subprocess("--snapshot-update")
-    result.assert_outcomes(passed=1, failed=1)
+    result.assert_outcomes(passed=1, failed=2)
     result.stdout.fnmatch_lines(["*has no artifacts to snapshot; a spun task keeps them only with spin(..., persist=True)*"])
+    result.stdout.fnmatch_lines(["*a spun task cannot read artifacts its step only passed down from the original run*"])
     assert "# name: test_spun[gather]" in (p.path / "__snapshots__" / "test_spin.ambr").read_text()
 
 
