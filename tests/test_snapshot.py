@@ -192,7 +192,7 @@ def test_create_match_mismatch_update_unused(snap_pytester: pytest.Pytester) -> 
         '    artifact_snapshot.assert_match(result, step="square")\n', ""
     ))
     result = p.runpytest_subprocess()
-    result.stdout.fnmatch_lines(["*1 snapshot passed. 1 snapshot unused.*"])
+    result.stdout.fnmatch_lines(["*2 snapshots passed. 1 snapshot unused.*"])
     assert result.ret != 0
     p.runpytest_subprocess("--snapshot-update").stdout.fnmatch_lines(["*1 unused snapshot deleted*"])
     assert "test_values[square]" not in (p.path / "__snapshots__" / "test_snap.ambr").read_text()
