@@ -373,3 +373,17 @@ def runner_factory(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
             stack.enter_context(_store.client_bound_to(store, current=False))
         stack.callback(factory.close)
         yield factory
+
+
+@pytest.fixture
+def artifact_snapshot(request: pytest.FixtureRequest) -> Any:
+    """Snapshot assertions on Metaflow results, kept by syrupy (``pytest --snapshot-update``).
+
+    ``artifact_snapshot.assert_match(result, *, step=None, names=None, rtol=None, atol=None)``;
+    see :class:`pytest_metaflow._snapshot.ArtifactSnapshot`. Needs ``pytest-metaflow[snapshot]``.
+    """
+    try:
+        from ._snapshot import make_fixture  # imports syrupy
+    except ImportError as e:
+        pytest.fail(f"artifact_snapshot needs syrupy: pip install 'pytest-metaflow[snapshot]' ({e})", pytrace=False)
+    return make_fixture(request)

@@ -22,6 +22,7 @@ from .fixtures import (  # noqa: F401  (fixtures are registered by import)
     STORE_KEY,
     SessionState,
     Settings,
+    artifact_snapshot,
     kept_path,
     metaflow_store,
     nbrunner,

@@ -1,0 +1,90 @@
+"""Helpers the test modules written by ``pytest-metaflow generate`` call.
+
+A generated test spins one step of a fresh base run with the inputs recorded
+from the original run, then compares the step's artifacts with the recorded
+outputs through ``artifact_snapshot``::
+
+    spun = spin_step(runner(FLOW), base_run, "train", load_inputs(INPUTS / "train.py"))
+    artifact_snapshot.assert_match(spun, step="train")
+
+Importing this module does not import metaflow.
+"""
+
+from __future__ import annotations
+
+import operator
+import runpy
+from pathlib import Path
+from typing import Any, Dict, Optional, Union
+
+from . import reporting
+
+__all__ = ["load_inputs", "spin_step", "input_key"]
+
+_hide = operator.methodcaller("errisinstance", AssertionError)
+
+
+def load_inputs(path: Union[str, Path]) -> Dict[str, Any]:
+    """The ``INPUTS`` dict of a recorded inputs file (a Python module; it is executed)."""
+    return dict(runpy.run_path(str(path))["INPUTS"])
+
+
+def input_key(task: Any) -> str:
+    """How a join's recorded inputs name the parent task: ``step`` or ``step[foreach index]``."""
+    index = _index(task)
+    return task.parent.id if index is None else f"{task.parent.id}[{index}]"
+
+
+def _index(task: Any) -> Optional[int]:
+    try:
+        return task.index
+    except Exception:  # not in a foreach
+        return None
+
+
+def representative_task(run: Any, step: str) -> Any:
+    """The task of ``step`` a generated test spins: the first of a foreach (lowest index)."""
+    names = [s.id for s in run]
+    if step not in names:
+        raise AssertionError(
+            f"the base run {run.pathspec} has no task of step {step!r} to spin; "
+            + (reporting.describe_failure(run) if not run.successful else f"its steps: {', '.join(names)}")
+        )
+    tasks = list(run[step])
+    return min(tasks, key=lambda t: (_index(t) or 0, int(t.id) if t.id.isdigit() else 0))
+
+
+def spin_step(runner: Any, base_run: Any, step: str, inputs: Dict[str, Any], *, join: bool = False) -> Any:
+    """Spin ``step`` of ``base_run`` with ``inputs`` as the artifacts it reads; return the ``ExecutingTask``.
+
+    Parameters
+    ----------
+    runner : metaflow.Runner
+        A runner of the flow (the ``runner`` fixture's).
+    base_run : ExecutingRun or metaflow.Run
+        A run of the flow; only its structure (tasks, foreach indices) is used.
+    step : str
+        The step to spin (its first task, for a foreach).
+    inputs : dict
+        Artifact name to value; for a join (``join=True``), :func:`input_key`
+        of each parent task (``"step"`` or ``"step[index]"``) to such a dict.
+    join : bool
+        Whether ``step`` is a join step.
+    """
+    __tracebackhide__ = _hide
+    _, run = reporting.split(base_run)
+    task = representative_task(run, step)
+    if join:
+        parents = {input_key(p): p for p in task.parent_tasks}
+        unknown = sorted(set(inputs) - set(parents))
+        if unknown or len(parents) != len(inputs):
+            raise AssertionError(
+                f"the join step {step!r} of the base run reads inputs {sorted(parents)}, "
+                f"but the recorded inputs are for {sorted(inputs)}; "
+                "did a change upstream alter the fan-out? Regenerate with `pytest-metaflow generate`"
+            )
+        # Metaflow's spin takes a join's inputs keyed by parent pathspec without the flow.
+        artifacts = {parents[key].pathspec.split("/", 1)[1]: values for key, values in inputs.items()}
+    else:
+        artifacts = dict(inputs)
+    return runner.spin(task.pathspec, artifacts=artifacts, persist=True)
