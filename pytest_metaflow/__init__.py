@@ -14,7 +14,9 @@ from .assertions import (
     assert_run_failed,
     assert_run_succeeded,
 )
+from ._flowconfig import FLOW_DIR
 from .errors import (
+    ConfigFileNotFoundError,
     FlowFileNotFoundError,
     FlowStartError,
     InvalidFlowError,
@@ -33,6 +35,8 @@ __all__ = [
     "assert_log_not_contains",
     "assert_run_failed",
     "assert_run_succeeded",
+    "ConfigFileNotFoundError",
+    "FLOW_DIR",
     "FlowFileNotFoundError",
     "FlowStartError",
     "InvalidFlowError",
