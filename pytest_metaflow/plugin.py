@@ -202,8 +202,8 @@ _FLOW_FIXTURES = {"runner", "runner_factory", "nbrunner", "run_notebook", "metaf
 
 def _streams_output(item: pytest.Item) -> Any:
     """pytest's capture manager when this item's flow output must reach the terminal, else None."""
-    if not item.config.stash[SESSION_KEY].settings.show_output:
-        return None
+    if not item.config.stash[SESSION_KEY].settings.show_output or hasattr(item.config, "workerinput"):
+        return None  # an xdist worker's stdout is not the terminal: keep the output for the report
     if not (isinstance(item, _collect.FlowItem) or _FLOW_FIXTURES & set(getattr(item, "fixturenames", ()))):
         return None
     capman = item.config.pluginmanager.getplugin("capturemanager")
