@@ -64,10 +64,15 @@ def _config_params(flow_cls: Any) -> List[Any]:
         return []
 
 
-def _not_found(name: str, path: str, cwd: str, flow_dir: str, default: bool) -> ConfigFileNotFoundError:
+def _not_found(name: str, path: str, cwd: str, flow_dir: str, default: bool, resume: bool = False) -> ConfigFileNotFoundError:
     tried = os.path.join(cwd, path)
     what = "default config file" if default else "config file"
     lines = [f"{what} {path!r} of Config {name!r} not found: tried {tried} (the run's working directory is {cwd})"]
+    if resume:
+        lines.append(
+            "resume takes the configs of the origin run, yet Metaflow still reads the Configs' "
+            "default files (and fails with a KeyError without them)"
+        )
     if not os.path.isabs(path) and os.path.isfile(os.path.join(flow_dir, path)):
         lines.append(
             "it exists next to the flow file: run from there with "
@@ -78,7 +83,7 @@ def _not_found(name: str, path: str, cwd: str, flow_dir: str, default: bool) -> 
     return ConfigFileNotFoundError("\n".join(lines))
 
 
-def check_configs(flow_cls: Any, kwargs: Mapping[str, Any], cwd: str, flow_file: str) -> None:
+def check_configs(flow_cls: Any, kwargs: Mapping[str, Any], cwd: str, flow_file: str, resume: bool = False) -> None:
     """Raise :class:`ConfigFileNotFoundError` for a Config file the run could not read.
 
     Checks the files given with ``config=`` and the file defaults of the flow's
@@ -97,17 +102,44 @@ def check_configs(flow_cls: Any, kwargs: Mapping[str, Any], cwd: str, flow_file:
             continue
         default = param.kwargs.get("default")
         if isinstance(default, str) and not os.path.isfile(os.path.join(cwd, default)):
-            raise _not_found(param.name, default, cwd, flow_dir, default=True)
+            raise _not_found(param.name, default, cwd, flow_dir, default=True, resume=resume)
 
 
 @contextlib.contextmanager
-def without_configs(runner: Any) -> Iterator[None]:
-    """Resume takes a run's configs from the origin run; Metaflow refuses ``--config`` there."""
-    saved = {k: runner.top_level_kwargs.pop(k) for k in CONFIG_KWARGS if k in runner.top_level_kwargs}
+def for_resume(runner: Any) -> Iterator[None]:
+    """Let ``resume`` work on a runner built with ``config=``/``config_value=``.
+
+    Metaflow refuses ``--config``/``--config-value`` with ``resume`` (a resumed
+    run takes its configs from the origin run), yet the Runner still resolves
+    the configs in this process to build the command's parameters, reading the
+    Configs' default files when none is given. So the configs are kept for that
+    resolution and left out of the command line.
+    """
+    from metaflow.runner import click_api
+
+    flow_cls = click_api.extract_flow_class_from_file(runner.flow_file)  # cached module
+    check_configs(flow_cls, {}, runner.cwd, runner.flow_file, resume=True)
+    if not any(runner.top_level_kwargs.get(k) is not None for k in CONFIG_KWARGS):
+        yield
+        return
+    api = runner.api
+
+    def api_without_config_options(**kwargs: Any) -> Any:
+        command = api(**kwargs)
+        try:
+            command._compute_flow_parameters()  # cached on the object: resolved with the configs
+            options = command._chain[0][command._API_NAME]["options"]
+        except (AttributeError, KeyError, IndexError, TypeError):  # Metaflow internals moved
+            return api(**{k: v for k, v in kwargs.items() if k not in CONFIG_KWARGS})
+        for key in ("config", "config-value", "config_value"):
+            options.pop(key, None)
+        return command
+
+    runner.api = api_without_config_options
     try:
         yield
     finally:
-        runner.top_level_kwargs.update(saved)
+        runner.api = api
 
 
 _MISSING_FILE = re.compile(r"could not open file '(?P<path>[^']+)'|No such file or directory: '(?P<path2>[^']+)'")

@@ -379,7 +379,7 @@ class FixtureRunner(metaflow.Runner):
         return self._call(super().run, **kwargs)
 
     def resume(self, **kwargs: Any) -> Any:
-        with _flowconfig.without_configs(self):  # a resumed run takes the origin run's configs
+        with _flowconfig.for_resume(self):  # a resumed run takes the origin run's configs
             return self._call(super().resume, **kwargs)
 
     def spin(self, pathspec: str, *, artifacts: Optional[Dict[str, Any]] = None, **kwargs: Any) -> Any:
@@ -411,7 +411,7 @@ class FixtureRunner(metaflow.Runner):
         return await self._acall(super().async_run, **kwargs)
 
     async def async_resume(self, **kwargs: Any) -> Any:
-        with _flowconfig.without_configs(self):
+        with _flowconfig.for_resume(self):
             return await self._acall(super().async_resume, **kwargs)
 
     async def async_spin(self, pathspec: str, *, artifacts: Optional[Dict[str, Any]] = None, **kwargs: Any) -> Any:

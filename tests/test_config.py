@@ -73,10 +73,18 @@ def test_config_value_as_a_dict_and_resume(runner):
 
 
 def test_config_file_as_metaflow_takes_it_and_resume(runner):
-    r = runner("flows/config_flow.py", config=[("cfg", "configs/other.json")])
+    r = runner("flows/config_flow.py", cwd=FLOW_DIR, config=[("cfg", "../configs/other.json")])
     first = r.run()
     assert (first.run.data.a, first.run.data.label) == (5, "other")
     assert r.resume(origin_run_id=first.run.id).run.data.label == "other"
+
+
+def test_resume_needs_the_default_config_file(runner):
+    r = runner("flows/config_flow.py", config=[("cfg", "configs/other.json")])
+    first = r.run()
+    assert first.run.data.label == "other"
+    with pytest.raises(ConfigFileNotFoundError, match="(?s)default config file 'cfg.json'.*resume takes the configs of the origin run.*cwd=FLOW_DIR"):
+        r.resume(origin_run_id=first.run.id)
 
 
 def test_default_config_file_from_the_flow_directory(runner):
@@ -126,7 +134,7 @@ def config_pytester(pytester: pytest.Pytester) -> pytest.Pytester:
 def test_config_and_relative_paths(config_pytester: pytest.Pytester) -> None:
     config_pytester.makepyfile(test_session=textwrap.dedent(SESSION))
     result = config_pytester.runpytest_subprocess("-rA")
-    result.assert_outcomes(passed=6)
+    result.assert_outcomes(passed=7)
 
 
 def test_collected_cases_declare_configs(config_pytester: pytest.Pytester) -> None:
