@@ -57,6 +57,14 @@ def report(**info):
     os.close(fd)
     sys.stdout.flush(); sys.stderr.flush()
     os._exit(0)  # no atexit handlers or threads of the flow module to wait for
+try:  # the test process has metaflow imported already: not part of the flow's import time
+    import metaflow
+except Exception:
+    pass
+if sys.argv[3]:
+    import signal
+    signal.signal(signal.SIGALRM, lambda *a: report(kind="timeout"))
+    signal.setitimer(signal.ITIMER_REAL, float(sys.argv[3]))
 try:
     import importlib.util
     name = os.path.splitext(os.path.basename(path))[0]
@@ -76,6 +84,7 @@ except BaseException as e:
 report(kind="ok")
 """
 
+_STARTUP_GRACE = 300.0  # seconds for the child's interpreter and metaflow to start, beyond the run timeout
 _lock = threading.Lock()
 _validated: Set[Tuple[str, str]] = set()  # (path, content hash) imported cleanly in a child
 _PROTECTED = {"metaflow", "pytest", "_pytest", "pluggy", "pytest_metaflow"}
@@ -201,7 +210,7 @@ def validate(flow_file: str, source: str, *, timeout: Optional[float] = None) ->
     read_fd, write_fd = os.pipe()
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-c", _CHILD, flow_file, str(write_fd)],
+            [sys.executable, "-c", _CHILD, flow_file, str(write_fd), str(timeout or "")],
             pass_fds=(write_fd,),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -211,15 +220,18 @@ def validate(flow_file: str, source: str, *, timeout: Optional[float] = None) ->
         )
     finally:
         os.close(write_fd)
+    too_slow = RunTimeoutError(
+        f"importing the flow file {flow_file} took more than the run timeout of {timeout or 0:g} s "
+        "(Metaflow imports it in the pytest process to build its command line); "
+        "does it do slow work at module level?"
+    )
     try:
         try:
-            stdout_b, stderr_b = proc.communicate(timeout=timeout)
+            # The child times the flow's import itself (after its interpreter and
+            # metaflow started, slow on a loaded machine); this is the backstop.
+            stdout_b, stderr_b = proc.communicate(timeout=timeout + _STARTUP_GRACE if timeout else None)
         except subprocess.TimeoutExpired:
-            raise RunTimeoutError(
-                f"importing the flow file {flow_file} took more than the run timeout of {timeout:g} s "
-                "(Metaflow imports it in the pytest process to build its command line); "
-                "does it do slow work at module level?"
-            ) from None
+            raise too_slow from None
         with os.fdopen(read_fd, "rb") as pipe:
             read_fd = -1
             report = pipe.read()
@@ -238,6 +250,8 @@ def validate(flow_file: str, source: str, *, timeout: Optional[float] = None) ->
         with _lock:
             _validated.add(key)
         return
+    if info.get("kind") == "timeout":
+        raise too_slow
     if info:
         raise _import_error(flow_file, info, stdout, stderr)
     code = proc.returncode
@@ -280,27 +294,46 @@ def _exec_in_process(flow_file: str) -> ModuleType:
     return module
 
 
-def load(flow_file: str, *, trusted_dir: Optional[str] = None, timeout: Optional[float] = None) -> None:
-    """Put ``flow_file``'s module in Metaflow's cache, imported safely (see the module docstring).
+def _cached_source(flow_file: str) -> "tuple[str, bool]":
+    """``(source, whether Metaflow's cache holds the module of exactly this source)``."""
+    from metaflow.runner import click_api
+
+    source = _flowfile.read_source(flow_file)
+    cached = click_api.loaded_modules.get(flow_file)
+    return source, getattr(cached, SOURCE_ATTR, None) == source
+
+
+def check_in_child(flow_file: str, *, trusted_dir: Optional[str] = None, timeout: Optional[float] = None) -> None:
+    """Make sure ``flow_file`` is a runnable flow whose import neither fails nor exits (see :func:`validate`).
+
+    Files under ``trusted_dir`` are written by the plugin (``nbrunner``) and
+    import modules pytest already imported: no child for them. Raises
+    :class:`InvalidFlowError` or :class:`FlowStartError`.
+    """
+    flow_file = os.path.abspath(flow_file)
+    source, cached = _cached_source(flow_file)
+    if cached:
+        return
+    _flowfile.check_source(source, flow_file)
+    if not (trusted_dir and _inside_dir(flow_file, trusted_dir)):
+        validate(flow_file, source, timeout=timeout)
+
+
+def load(flow_file: str) -> None:
+    """Put ``flow_file``'s module in Metaflow's cache, imported in isolation (see the module docstring).
 
     An unchanged file whose module is cached is not imported again; a changed
-    one is (Metaflow would otherwise run the stale module). Files under
-    ``trusted_dir`` are written by the plugin (``nbrunner``) and import modules
-    pytest already imported: no child check for them. Raises
-    :class:`InvalidFlowError` for a file that is not a runnable flow,
-    :class:`FlowStartError` when importing it fails or exits.
+    one is (Metaflow would otherwise run the stale module). Call
+    :func:`check_in_child` first.
     """
     from metaflow.runner import click_api
 
     flow_file = os.path.abspath(flow_file)
-    source = _flowfile.read_source(flow_file)
-    cached = click_api.loaded_modules.get(flow_file)
-    if getattr(cached, SOURCE_ATTR, None) == source:
+    source, cached = _cached_source(flow_file)
+    if cached:
         return
     _flowfile.check_source(source, flow_file)
     click_api.loaded_modules.pop(flow_file, None)
-    if not (trusted_dir and _inside_dir(flow_file, trusted_dir)):
-        validate(flow_file, source, timeout=timeout)
     module = _exec_in_process(flow_file)
     setattr(module, SOURCE_ATTR, source)
     click_api.loaded_modules[flow_file] = module

@@ -281,9 +281,10 @@ class FixtureRunner(metaflow.Runner):
         self.token = _processes.new_token()
         full_env = {**store.env(profile=profile), **(env or {}), _processes.TOKEN_VAR: self.token}
         full_env.update(_flowimport.child_pythonpath(flow_file, full_env))
+        # Imported here first: checked in a child (timed there), isolated from the test's modules, cached.
+        _flowimport.check_in_child(flow_file, trusted_dir=str(store.tmp), timeout=run_timeout)
         with _keep_sigint(), _keep_cwd(), _import_alarm(run_timeout, flow_file):
-            # Imported here first: checked in a child, isolated from the test's modules, cached.
-            _flowimport.load(flow_file, trusted_dir=str(store.tmp), timeout=run_timeout)
+            _flowimport.load(flow_file)
             try:
                 super().__init__(
                     flow_file,

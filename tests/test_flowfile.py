@@ -162,3 +162,12 @@ def test_validation_runs_once_per_content(tmp_path: Path) -> None:
     validate(str(path), path.read_text())
     assert marker.read_text() == "xx"
     assert str(path) in forget()
+
+
+def test_slow_module_level_code_is_bounded_by_the_timeout(tmp_path: Path) -> None:
+    from pytest_metaflow import RunTimeoutError
+
+    path = tmp_path / "slow.py"
+    path.write_text("import time\ntime.sleep(600)\n")
+    with pytest.raises(RunTimeoutError, match="importing the flow file .*slow.py took more than the run timeout of 2 s"):
+        validate(str(path), path.read_text(), timeout=2)
