@@ -15,7 +15,9 @@ from .assertions import (
     assert_run_succeeded,
 )
 from .cards import card_components, card_data
+from ._flowconfig import FLOW_DIR
 from .errors import (
+    ConfigFileNotFoundError,
     FlowFileNotFoundError,
     FlowStartError,
     InvalidFlowError,
@@ -39,6 +41,8 @@ __all__ = [
     "assert_run_succeeded",
     "card_components",
     "card_data",
+    "ConfigFileNotFoundError",
+    "FLOW_DIR",
     "FlowFileNotFoundError",
     "FlowStartError",
     "InvalidFlowError",

@@ -1,9 +1,11 @@
 """Flow files as tests: ``--metaflow-collect=GLOB`` turns each matching flow file
 into one test item per case.
 
-A flow file is recognised with :mod:`ast` (collection never imports metaflow or
-the flow): it defines a ``FlowSpec`` subclass, or its ``__main__`` block calls a
-class defined in the file. Cases come from an optional module-level literal::
+A flow file is recognised with :mod:`ast` by the one rule of
+:mod:`._flowfile` (collection never imports metaflow or the flow): it has an
+``if __name__ == "__main__":`` block and a flow class for it to start; a module
+that only defines a base flow is not collected. Cases come from an optional
+module-level literal::
 
     PYTEST_METAFLOW = {
         "cases": {
@@ -30,10 +32,11 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import pytest
 
+from . import _flowconfig, _flowfile
 from .errors import InvalidFlowError, PytestMetaflowError
 
 CASES_VAR = "PYTEST_METAFLOW"
-CASE_KEYS = ("params", "expect", "step", "exception", "match", "skip", "marks", "timeout", "env")
+CASE_KEYS = ("params", "expect", "step", "exception", "match", "skip", "marks", "timeout", "env", "config", "config_value")
 _KILL_EVERY = 0.5
 
 
@@ -55,6 +58,8 @@ class FlowCase:
     marks: Tuple[str, ...] = ()
     timeout: Optional[float] = None
     env: Dict[str, str] = field(default_factory=dict)
+    config: Dict[str, str] = field(default_factory=dict)
+    config_value: Dict[str, Any] = field(default_factory=dict)
 
 
 def matches(path: Path, rootpath: Path, globs: Sequence[str]) -> bool:
@@ -66,26 +71,6 @@ def matches(path: Path, rootpath: Path, globs: Sequence[str]) -> bool:
     return any(fnmatch.fnmatch(rel if "/" in g else path.name, g) for g in globs)
 
 
-def _flow_class(tree: ast.Module) -> Optional[ast.ClassDef]:
-    classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
-    flows: Dict[str, ast.ClassDef] = {}
-    changed = True
-    while changed:  # FlowSpec subclasses, also through base classes defined in the file
-        changed = False
-        for name, cls in classes.items():
-            bases = {b.id if isinstance(b, ast.Name) else getattr(b, "attr", None) for b in cls.bases}
-            if name not in flows and bases & ({"FlowSpec"} | set(flows)):
-                flows[name] = cls
-                changed = True
-    # The class the __main__ block starts is the flow (also when its base is imported).
-    for node in tree.body:
-        if isinstance(node, ast.If) and "__main__" in ast.dump(node.test):
-            for call in ast.walk(node):
-                if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id in classes:
-                    return classes[call.func.id]
-    return list(flows.values())[-1] if flows else None
-
-
 def _case(name: Optional[str], spec: Any, where: str) -> FlowCase:
     if not isinstance(spec, dict):
         raise InvalidFlowError(f"{where}: a case must be a dict, got {spec!r}")
@@ -94,7 +79,7 @@ def _case(name: Optional[str], spec: Any, where: str) -> FlowCase:
         raise InvalidFlowError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; known: {', '.join(CASE_KEYS)}")
     if spec.get("expect", "success") not in ("success", "failure"):
         raise InvalidFlowError(f"{where}: 'expect' must be 'success' or 'failure', got {spec['expect']!r}")
-    for key, kind in (("params", dict), ("env", dict), ("marks", (list, tuple))):
+    for key, kind in (("params", dict), ("env", dict), ("config", dict), ("config_value", dict), ("marks", (list, tuple))):
         if key in spec and not isinstance(spec[key], kind):
             raise InvalidFlowError(f"{where}: {key!r} must be a {'dict' if kind is dict else 'list'}, got {spec[key]!r}")
     timeout = spec.get("timeout")
@@ -112,6 +97,8 @@ def _case(name: Optional[str], spec: Any, where: str) -> FlowCase:
         marks=tuple(spec.get("marks", ())),
         timeout=timeout,
         env={str(k): str(v) for k, v in spec.get("env", {}).items()},
+        config={str(k): str(v) for k, v in spec.get("config", {}).items()},
+        config_value=dict(spec.get("config_value", {})),
     )
 
 
@@ -139,19 +126,16 @@ def _cases(tree: ast.Module, path: str) -> List[FlowCase]:
 
 
 def inspect_flow_file(path: Union[str, Path]) -> Optional[Tuple[str, int, List[FlowCase]]]:
-    """``(flow class name, its line, cases)`` for a flow file, ``None`` for any other Python file."""
-    source = Path(path).read_text(encoding="utf-8")
-    try:
-        tree = ast.parse(source, filename=str(path))
-    except SyntaxError:
-        # Only a file that mentions a flow is one; the run reports the syntax error.
-        if "FlowSpec" not in source:
-            return None
-        return Path(path).stem, 1, [FlowCase(name=None)]
-    cls = _flow_class(tree)
-    if cls is None:
+    """``(flow class name, its line, cases)`` for a runnable flow file, ``None`` for any other file.
+
+    Raises :class:`InvalidFlowError` for a file that cannot be decoded, or a bad
+    ``PYTEST_METAFLOW`` declaration.
+    """
+    info = _flowfile.inspect(path)
+    if not info.is_flow or info.flow is None:
         return None
-    return cls.name, cls.lineno, _cases(tree, str(path))
+    cases = _cases(info.tree, str(path)) if info.tree is not None else [FlowCase(name=None)]
+    return info.flow, info.lineno, cases
 
 
 def _is_test_module(path: Path, config: pytest.Config) -> bool:
@@ -162,7 +146,14 @@ class FlowFile(pytest.File):
     """A flow file collected by ``--metaflow-collect``: one item per case."""
 
     def collect(self) -> Iterable[pytest.Item]:
-        found = inspect_flow_file(self.path)
+        try:
+            found = inspect_flow_file(self.path)
+        except InvalidFlowError as e:
+            if not _unreadable_flow(self.path):
+                raise
+            # A flow file that cannot be decoded: its item fails with the one-line
+            # reason; the session and the other flows go on.
+            return [FlowItem.broken(self, self.path.stem, e)]
         if found is None:
             return []
         flow, lineno, cases = found
@@ -172,6 +163,19 @@ class FlowFile(pytest.File):
         if isinstance(excinfo.value, PytestMetaflowError):
             return str(excinfo.value)
         return super().repr_failure(excinfo)
+
+
+def _unreadable_flow(path: Path) -> bool:
+    """An undecodable file that still looks like a flow (so it is reported, not skipped)."""
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return True
+    try:
+        _flowfile.decode(raw, str(path))
+    except InvalidFlowError:
+        return b"FlowSpec" in raw and b"__main__" in raw
+    return False
 
 
 def _case_function(path: str, case: FlowCase) -> Any:
@@ -206,13 +210,26 @@ class FlowItem(pytest.Function):
             item.add_marker(pytest.mark.skip(reason=case.skip))
         return item
 
+    @classmethod
+    def broken(cls, parent: FlowFile, name: str, error: Exception) -> "FlowItem":
+        """An item that fails with ``error`` (a flow file that cannot be read)."""
+        message = str(error)
+
+        def unreadable_flow() -> None:
+            raise FlowCaseFailed(message)
+
+        item = cls.from_parent(parent, name=name, callobj=unreadable_flow)
+        item.flow, item.case, item.lineno = name, FlowCase(name=None), 1
+        return item
+
     def reportinfo(self) -> Tuple[Any, Optional[int], str]:
         return self.path, self.lineno - 1, self.name
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:  # type: ignore[override]
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:  # type: ignore[override]
+        # pytest >= 9 calls Function.repr_failure(excinfo) with no style argument.
         if isinstance(excinfo.value, FlowCaseFailed):
             return str(excinfo.value)
-        return super().repr_failure(excinfo, style=style)  # type: ignore[call-arg]
+        return super().repr_failure(excinfo)
 
 
 @dataclass
@@ -248,17 +265,23 @@ def run_case(runner_fixture: Any, path: str, case: FlowCase) -> None:
 
     # From the flow's directory: relative paths in the flow (IncludeFile
     # defaults, data files) resolve the same whatever directory pytest runs in.
-    runner = runner_fixture(path, env=case.env or None, cwd=os.path.dirname(path))
-    deadline = _Deadline(runner, case.timeout) if case.timeout else None
+    deadline: Optional[_Deadline] = None
     try:
+        runner = runner_fixture(
+            path, env=case.env or None, cwd=os.path.dirname(path), **_flowconfig.case_kwargs(case.config, case.config_value)
+        )
+        deadline = _Deadline(runner, case.timeout) if case.timeout else None
         with deadline or contextlib.nullcontext():
             result = runner.run(**case.params)
-    except (PytestMetaflowError, TypeError, ValueError) as e:
-        # Parameter validation (Metaflow's own TypeError/ValueError) and start errors.
+    except Exception as e:
+        # Anything short of an interrupt is this item's failure, never the session's:
+        # start errors, parameter validation (Metaflow's TypeError/ValueError), a
+        # flow failing at import, a Config click refuses.
         if deadline is not None and deadline.fired:
             raise FlowCaseFailed(f"the run did not finish within the case's timeout of {case.timeout} s and was killed") from None
-        given = f" with params {case.params!r}" if case.params else ""
-        raise FlowCaseFailed(f"could not run the flow{given}:\n{type(e).__name__}: {e}") from None
+        given = [f"{k} {v!r}" for k, v in (("params", case.params), ("config", case.config), ("config_value", case.config_value)) if v]
+        with_ = f" with {', '.join(given)}" if given else ""
+        raise FlowCaseFailed(f"could not run the flow{with_}:\n{type(e).__name__}: {e}") from None
     if deadline is not None and deadline.fired:
         raise FlowCaseFailed(
             f"the run did not finish within the case's timeout of {case.timeout} s and was killed\n"

@@ -1,37 +1,126 @@
-"""Finding a flow file and catching, before Metaflow does, what would make it hang or crash."""
+"""What the plugin knows about flow files, read without importing them.
+
+One place decides "is this a runnable flow file" for every entry point
+(``runner``, ``runner_factory``, ``--metaflow-collect``): the file parses, and
+it has an ``if __name__ == "__main__":`` block, the only place Metaflow starts a
+run from. A module that merely defines a FlowSpec subclass (a base flow meant
+for inheritance) is not a flow. Source is decoded the way Python decodes it
+(PEP 263 coding cookie, BOM), and every way of failing to read a file is a
+one-line plugin error.
+"""
 
 from __future__ import annotations
 
 import ast
+import errno
+import io
 import os
+import tokenize
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, List, Union
+from typing import Iterable, List, Optional, Tuple, Union
 
 from .errors import FlowFileNotFoundError, InvalidFlowError
+
+_MAIN_BLOCK_HINT = 'if __name__ == "__main__":\n    YourFlow()'
+
+
+@dataclass(frozen=True)
+class FlowFileInfo:
+    """What the AST of a file says about it as a flow file."""
+
+    path: str
+    tree: Optional[ast.Module]  # None: the file does not parse
+    flow: Optional[str]  # the class the __main__ block starts, else the last FlowSpec subclass
+    lineno: int
+    has_main: bool
+    syntax_error: Optional[SyntaxError] = None
+
+    @property
+    def is_flow(self) -> bool:
+        """A runnable flow file: a ``__main__`` block, and a flow class it can start."""
+        return self.has_main and self.flow is not None
+
+
+def _loop_or_missing(candidate: Path) -> Optional[str]:
+    """Why ``candidate`` cannot be a flow file, ``None`` when it simply does not exist."""
+    try:
+        os.stat(candidate)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return f"flow file {candidate} is a symbolic link loop"
+        return None
+    if candidate.is_dir():
+        return f"flow file {candidate} is a directory, not a Python file"
+    return None
 
 
 def locate(flow_file: Union[str, "os.PathLike[str]"], search_dirs: Iterable[Path]) -> str:
     """Absolute path of ``flow_file``; relative names are tried in each of ``search_dirs``."""
     path = Path(flow_file)
-    if path.is_absolute():
-        tried: List[Path] = [path]
-    else:
-        tried = []
-        for directory in search_dirs:
-            candidate = (Path(directory) / path).resolve()
-            if candidate not in tried:
-                tried.append(candidate)
+    candidates = [path] if path.is_absolute() else [Path(d) / path for d in search_dirs]
+    tried: List[Path] = []
+    for candidate in candidates:
+        try:
+            candidate = candidate.resolve()
+        except (OSError, RuntimeError):  # Python < 3.13 raises on a symlink loop
+            candidate = Path(os.path.abspath(candidate))
+        if candidate not in tried:
+            tried.append(candidate)
     for candidate in tried:
         if candidate.is_file():
             return str(candidate)
+    for candidate in tried:
+        why = _loop_or_missing(candidate)
+        if why:
+            raise InvalidFlowError(why)
     raise FlowFileNotFoundError(
         f"flow file {str(flow_file)!r} not found; tried:\n"
         + "\n".join(f"  {p}" for p in tried)
     )
 
 
-def _is_main_guard(node: ast.stmt) -> bool:
+def read_source(path: Union[str, "os.PathLike[str]"]) -> str:
+    """The text of a Python file, decoded as Python decodes it (coding cookie, BOM, else UTF-8).
+
+    Raises :class:`InvalidFlowError` (one line) when the file cannot be read or
+    decoded, and :class:`FlowFileNotFoundError` when it is gone.
+    """
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise FlowFileNotFoundError(f"flow file {path} not found") from None
+    except OSError as e:
+        why = _loop_or_missing(Path(path)) or f"flow file {path} cannot be read: {e.strerror or e}"
+        raise InvalidFlowError(why) from None
+    return decode(raw, str(path))
+
+
+def decode(raw: bytes, path: str) -> str:
+    """Decode Python source bytes as the interpreter does; one-line error if it cannot."""
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(raw).readline)
+    except SyntaxError as e:  # unknown codec in the cookie, BOM and cookie disagree
+        raise InvalidFlowError(f"flow file {path}: {e.msg if hasattr(e, 'msg') else e}") from None
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise InvalidFlowError(
+            f"flow file {path} is not valid {encoding} (byte {raw[e.start]:#04x} on line {line}); "
+            "save it as UTF-8 or declare its encoding with a coding cookie (PEP 263), "
+            "e.g. '# -*- coding: latin-1 -*-' on its first line"
+        ) from None
+    # Universal newlines and no BOM, as tokenize.open() would hand it to the compiler.
+    return text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+
+
+def is_main_guard(node: ast.stmt) -> bool:
+    """``if __name__ == "__main__":`` (either operand order)."""
     if not isinstance(node, ast.If) or not isinstance(node.test, ast.Compare):
+        return False
+    if len(node.test.ops) != 1 or not isinstance(node.test.ops[0], ast.Eq):
         return False
     parts = [node.test.left, *node.test.comparators]
     names = {p.id for p in parts if isinstance(p, ast.Name)}
@@ -39,24 +128,87 @@ def _is_main_guard(node: ast.stmt) -> bool:
     return "__name__" in names and "__main__" in consts
 
 
-def check(path: str) -> None:
-    """Raise :class:`InvalidFlowError` for a syntax error or a missing ``__main__`` guard.
+def _flow_class(tree: ast.Module, mains: List[ast.If]) -> Optional[ast.ClassDef]:
+    classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
+    # The class the __main__ block starts is the flow (also when its base is imported).
+    for block in mains:
+        for call in ast.walk(block):
+            if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id in classes:
+                return classes[call.func.id]
+    flows: dict = {}
+    changed = True
+    while changed:  # FlowSpec subclasses, also through base classes defined in the file
+        changed = False
+        for name, cls in classes.items():
+            bases = {b.id if isinstance(b, ast.Name) else getattr(b, "attr", None) for b in cls.bases}
+            if name not in flows and bases & ({"FlowSpec"} | set(flows)):
+                flows[name] = cls
+                changed = True
+    return list(flows.values())[-1] if flows else None
 
-    Without the guard Metaflow's child exits without starting the run and the
-    parent waits ``file_read_timeout`` (an hour by default).
-    """
-    with open(path, encoding="utf-8") as f:
-        source = f.read()
+
+def inspect_source(source: str, path: str) -> FlowFileInfo:
+    """Parse ``source`` and say whether it is a runnable flow file (see the module docstring)."""
     try:
         tree = ast.parse(source, filename=path)
     except SyntaxError as e:
+        # Only a file that looks like a flow is one; running it reports the error.
+        looks = "FlowSpec" in source and "__main__" in source
+        return FlowFileInfo(path, None, Path(path).stem if looks else None, 1, looks, e)
+    mains = [node for node in tree.body if is_main_guard(node)]
+    cls = _flow_class(tree, mains)  # type: ignore[arg-type]
+    return FlowFileInfo(path, tree, cls.name if cls else None, cls.lineno if cls else 1, bool(mains))
+
+
+def inspect(path: Union[str, "os.PathLike[str]"]) -> FlowFileInfo:
+    """:func:`inspect_source` of a file, read as Python reads it."""
+    return inspect_source(read_source(path), str(path))
+
+
+def check_source(source: str, path: str) -> FlowFileInfo:
+    """Raise :class:`InvalidFlowError` unless ``source`` is a runnable flow file.
+
+    Without the ``__main__`` block Metaflow's child exits without starting the
+    run and the parent waits ``file_read_timeout`` (an hour by default).
+    """
+    info = inspect_source(source, path)
+    e = info.syntax_error
+    if e is not None:
         line = (e.text or "").rstrip()
+        raise InvalidFlowError(f"syntax error in flow file {path}, line {e.lineno}: {e.msg}\n    {line}")
+    if not info.has_main:
+        what = f"defines {info.flow} but " if info.flow else ""
         raise InvalidFlowError(
-            f"syntax error in flow file {path}, line {e.lineno}: {e.msg}\n    {line}"
-        ) from None
-    if not any(_is_main_guard(node) for node in tree.body):
-        raise InvalidFlowError(
-            f"flow file {path} has no `if __name__ == \"__main__\":` block; Metaflow "
-            "starts a run only from it. Add at the end of the file:\n\n"
-            "if __name__ == \"__main__\":\n    YourFlow()"
+            f"flow file {path} {what}has no `if __name__ == \"__main__\":` block; Metaflow "
+            "starts a run only from it (a module without one is a base flow, not a flow). "
+            f"Add at the end of the file:\n\n{_MAIN_BLOCK_HINT}"
         )
+    return info
+
+
+def check(path: str) -> FlowFileInfo:
+    """:func:`check_source` of a file, read as Python reads it."""
+    return check_source(read_source(path), path)
+
+
+def package_root(flow_file: str) -> Optional[str]:
+    """The directory above the outermost package holding ``flow_file``, ``None`` outside packages.
+
+    Like pytest's ``prepend`` import mode for test modules: a flow inside a
+    package may import from it by absolute name (``from mypkg.helpers import x``).
+    """
+    directory = os.path.dirname(os.path.abspath(flow_file))
+    root = None
+    while os.path.isfile(os.path.join(directory, "__init__.py")):
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            break
+        root, directory = parent, parent
+    return root
+
+
+def import_dirs(flow_file: str) -> Tuple[str, ...]:
+    """Directories a flow's imports resolve from: its own (as ``python flow.py``), then its package root."""
+    own = os.path.dirname(os.path.abspath(flow_file))
+    root = package_root(flow_file)
+    return (own, root) if root else (own,)

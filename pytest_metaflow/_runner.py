@@ -26,14 +26,13 @@ import metaflow  # noqa: E402
 from metaflow.exception import MetaflowException  # noqa: E402
 from metaflow.runner import click_api  # noqa: E402
 
-from . import _flowfile, _processes, _spin, reporting  # noqa: E402
+from . import _flowconfig, _flowimport, _processes, _spin, reporting  # noqa: E402
 from .errors import FlowStartError, InvalidFlowError, RunTimeoutError
 
 _TRACEBACK = "Traceback (most recent call last):"
 _OWN_ERROR = "RuntimeError: pytest-metaflow:"
 # "2026-01-01 12:00:00.000 [123/score/0 (pid 42)] " before each line of a task's output
 _TASK_PREFIX = re.compile(r"^\S+ \S+ \[[^\]]*\] ?", re.MULTILINE)
-_SOURCE_ATTR = "__pytest_metaflow_source__"  # set on Metaflow's cached flow module
 
 
 @contextlib.contextmanager
@@ -339,14 +338,8 @@ class FixtureRunner(metaflow.Runner):
         remote: str = "local",
         **kwargs: Any,
     ) -> None:
-        with open(flow_file, encoding="utf-8") as f:
-            source = f.read()
-        cached = click_api.loaded_modules.get(flow_file)
-        if getattr(cached, _SOURCE_ATTR, None) != source:
-            _flowfile.check(flow_file)
-            # Metaflow caches flow modules by path: a rewritten file would run stale code.
-            # An unchanged one is reused, as a plain Runner does (saves re-executing it).
-            click_api.loaded_modules.pop(flow_file, None)
+        cwd = _flowconfig.resolve_cwd(cwd, flow_file)
+        _flowconfig.normalize(kwargs)
         self._store = store
         self._on_result = on_result
         self._spin_modules: List[Path] = []
@@ -358,7 +351,11 @@ class FixtureRunner(metaflow.Runner):
         full_env = {**store_env, **(env or {}), _processes.TOKEN_VAR: self.token}
         if env and "PYTHONPATH" in env and "PYTHONPATH" in store_env:
             full_env["PYTHONPATH"] = _store.extension_pythonpath(env["PYTHONPATH"])  # the user's, plus the extension
+        full_env.update(_flowimport.child_pythonpath(flow_file, full_env))
+        # Imported here first: checked in a child (timed there), isolated from the test's modules, cached.
+        _flowimport.check_in_child(flow_file, trusted_dir=str(store.tmp), timeout=run_timeout)
         with _keep_sigint(), _keep_cwd(), _import_alarm(run_timeout, flow_file):
+            _flowimport.load(flow_file)
             try:
                 super().__init__(
                     flow_file,
@@ -371,9 +368,7 @@ class FixtureRunner(metaflow.Runner):
                 )
             except MetaflowException as e:
                 raise InvalidFlowError(f"{flow_file}: {e.message if hasattr(e, 'message') else e}") from None
-        module = click_api.loaded_modules.get(flow_file)
-        if module is not None:
-            setattr(module, _SOURCE_ATTR, source)
+        _flowconfig.check_configs(click_api.extract_flow_class_from_file(self.flow_file), kwargs, self.cwd, self.flow_file)
 
     # -- every way of starting a process goes through _call / _acall ----------
 
@@ -404,7 +399,8 @@ class FixtureRunner(metaflow.Runner):
                 call.kill()  # after file_read_timeout Metaflow leaves the child running
                 if call.timed_out:
                     raise call.error() from None
-                raise _start_error(self.flow_file, e, call.command(), self.file_read_timeout) from None
+                error = _start_error(self.flow_file, e, call.command(), self.file_read_timeout)
+                raise _flowconfig.with_path_hint(error, self.cwd, self.flow_file) from None
             except (ValueError, TypeError) as e:
                 call.settle()
                 if type(e) not in (ValueError, TypeError) or call.command() is not None:
@@ -456,7 +452,8 @@ class FixtureRunner(metaflow.Runner):
 
     def resume(self, **kwargs: Any) -> Any:
         self._origin_run_here(kwargs)
-        return self._call(super().resume, **kwargs)
+        with _flowconfig.for_resume(self):  # a resumed run takes the origin run's configs
+            return self._call(super().resume, **kwargs)
 
     def spin(self, pathspec: str, *, artifacts: Optional[Dict[str, Any]] = None, **kwargs: Any) -> Any:
         """Re-run one step of an earlier run (Metaflow's ``spin``), with inputs given as plain values.
@@ -492,7 +489,8 @@ class FixtureRunner(metaflow.Runner):
 
     async def async_resume(self, **kwargs: Any) -> Any:
         self._origin_run_here(kwargs)
-        return await self._acall(super().async_resume, **kwargs)
+        with _flowconfig.for_resume(self):
+            return await self._acall(super().async_resume, **kwargs)
 
     def _origin_run_here(self, kwargs: Dict[str, Any]) -> None:
         """Resume reads the origin run from its own store: bring one made elsewhere into it."""

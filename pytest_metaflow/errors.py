@@ -13,6 +13,13 @@ class FlowFileNotFoundError(PytestMetaflowError, FileNotFoundError):
     """The flow file given to ``runner``/``runner_factory`` exists nowhere we looked."""
 
 
+class ConfigFileNotFoundError(PytestMetaflowError, FileNotFoundError):
+    """A ``Config`` file of the flow (given with ``config=`` or its default) is not where the run looks.
+
+    The message names the path tried and the run's working directory.
+    """
+
+
 class InvalidFlowError(PytestMetaflowError, ValueError):
     """The flow file cannot be run: syntax error, no FlowSpec, no ``__main__`` guard."""
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Generator, List, Optional
+from typing import Any, Generator, List, Optional, Union
 
 import pytest
 
@@ -85,11 +85,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--metaflow-keep", metavar="{none,failed,all}", dest="metaflow_keep", help=KEEP_HELP)
     parser.addini("metaflow_keep", KEEP_HELP, default="none")
     group.addoption("--metaflow-durations", metavar="N", dest="metaflow_durations", help=DURATIONS_HELP)
-    parser.addini("metaflow_durations", DURATIONS_HELP, default="5")
+    _add_number_ini(parser, "metaflow_durations", DURATIONS_HELP, int, default="5")
     group.addoption("--metaflow-timeout", default=None, dest="metaflow_timeout", metavar="SECONDS", help=TIMEOUT_HELP)
-    parser.addini("metaflow_timeout", TIMEOUT_HELP, default=None)
+    _add_number_ini(parser, "metaflow_timeout", TIMEOUT_HELP, float, default=None)
     group.addoption("--metaflow-remote", metavar="{local,keep}", dest="metaflow_remote", help=REMOTE_HELP)
     parser.addini("metaflow_remote", REMOTE_HELP, default=None)
+
+
+def _add_number_ini(parser: pytest.Parser, name: str, help_text: str, kind: type, default: Any) -> None:
+    """An ini option holding a number, written as a number or a string.
+
+    pytest 9 reads ``[tool.pytest]`` in pyproject.toml with native TOML types and
+    checks them: a "string" option rejects ``metaflow_timeout = 600``. Register the
+    widest type this pytest accepts (``int | str`` on 9.2+, the number type on
+    9.0/9.1, a string before); the value is validated by the plugin either way.
+    """
+    for type_ in (Union[kind, str], kind.__name__):
+        try:
+            parser.addini(name, help_text, type=type_, default=default)  # type: ignore[arg-type]
+            return
+        except (AssertionError, ValueError, TypeError):  # this pytest does not know the type
+            continue
+    parser.addini(name, help_text, default=default)
 
 
 def _flag(config: pytest.Config, name: str) -> bool:
@@ -97,7 +114,7 @@ def _flag(config: pytest.Config, name: str) -> bool:
     return bool(config.getini(name) if value is None else value)
 
 
-def _value(config: pytest.Config, name: str) -> "tuple[str, str]":
+def _value(config: pytest.Config, name: str) -> "tuple[Any, str]":
     """``(value, where it came from)``: the command line wins over the ini file."""
     value = config.getoption(name)
     if value is not None:
@@ -115,12 +132,14 @@ def _keep(config: pytest.Config) -> str:
 def _durations(config: pytest.Config) -> int:
     value, source = _value(config, "metaflow_durations")
     try:
-        number = int(value)
-    except ValueError:
+        number = int(value) if not isinstance(value, (bool, float)) else -1
+    except (TypeError, ValueError):
         number = -1
     if number < 0:
         raise pytest.UsageError(f"{source}: expected a number >= 0 (0 shows all), got {value!r}")
     return number
+
+
 def _timeout(config: pytest.Config) -> Optional[float]:
     value, source = _value(config, "metaflow_timeout")
     if value is None or value == "":
@@ -206,6 +225,75 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: Any) -> Generator[None,
         return (yield)
     finally:
         state.current_item = None
+
+
+_FLOW_FIXTURES = {"runner", "runner_factory", "nbrunner", "run_notebook", "metaflow_store"}
+
+
+def _streams_output(item: pytest.Item) -> Any:
+    """pytest's capture manager when this item's flow output must reach the terminal, else None."""
+    if not item.config.stash[SESSION_KEY].settings.show_output or hasattr(item.config, "workerinput"):
+        return None  # an xdist worker's stdout is not the terminal: keep the output for the report
+    if not (isinstance(item, _collect.FlowItem) or _FLOW_FIXTURES & set(getattr(item, "fixturenames", ()))):
+        return None
+    capman = item.config.pluginmanager.getplugin("capturemanager")
+    return capman if capman is not None and capman.is_globally_capturing() else None
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _drop_own_frames(error: BaseException) -> None:
+    """Cut the traceback of one of the plugin's call-site errors at the caller's line.
+
+    A bad argument or flow file is the caller's mistake: the report shows their
+    line and the message, not ~35 lines of the plugin's frames. Other
+    exceptions (a bug in the plugin) keep every frame; so does ``--fulltrace``.
+    """
+    from .errors import PytestMetaflowError
+
+    if not (isinstance(error, PytestMetaflowError) or type(error) in (TypeError, ValueError)):
+        return
+    tb = error.__traceback__
+    last = tb
+    while last is not None and last.tb_next is not None:
+        last = last.tb_next
+    if last is None or not last.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        return
+    previous = None  # the last frame outside the plugin (the chain starts with this hook's own)
+    while tb is not None:
+        ours = tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR)
+        if ours and previous is not None:
+            previous.tb_next = None
+            return
+        if not ours:
+            previous = tb
+        tb = tb.tb_next
+
+
+def _phase(item: pytest.Item) -> Generator[None, None, None]:
+    capman = _streams_output(item)
+    try:
+        if capman is None:
+            return (yield)
+        # --metaflow-show-output works without -s: capture is off (as with -s)
+        # while a test that runs flows sets up and runs.
+        with capman.global_and_fixture_disabled():
+            return (yield)
+    except BaseException as e:
+        if not item.config.getoption("fulltrace", False):
+            _drop_own_frames(e)
+        raise
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)  # trylast: inside pytest's capture wrapper
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
+    return (yield from _phase(item))
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    return (yield from _phase(item))
 
 
 @pytest.hookimpl(wrapper=True)

@@ -234,7 +234,9 @@ def test_flow_detection(tmp_path) -> None:
         """
     )
     assert found is not None and found[0] == "Mine" and found[2] == [FlowCase(name=None)]
-    assert inspect("import metaflow\nclass A(metaflow.FlowSpec):\n    pass\n")[0] == "A"
+    # A base flow (no __main__ block starting it) is not a flow.
+    assert inspect("import metaflow\nclass A(metaflow.FlowSpec):\n    pass\n") is None
+    assert inspect("import metaflow\nclass A(metaflow.FlowSpec):\n    pass\nif __name__ == '__main__':\n    A()\n")[0] == "A"
     assert inspect("class NotAFlow:\n    pass\n") is None
     # Top-level keys are defaults that cases override.
     cases = inspect(
@@ -243,6 +245,115 @@ def test_flow_detection(tmp_path) -> None:
         PYTEST_METAFLOW = {"params": {"a": 1}, "timeout": 5, "cases": {"x": {}, "y": {"params": {"a": 2}}}}
         class F(FlowSpec):
             pass
+        if __name__ == "__main__":
+            F()
         """
     )[2]
     assert [(c.name, c.params, c.timeout) for c in cases] == [("x", {"a": 1}, 5), ("y", {"a": 2}, 5)]
+
+
+# -- a collected item's trouble is that item's failure, never the session's -------------
+
+BASE_FLOW = '''
+from metaflow import FlowSpec, step
+
+
+class TrackedFlowSpec(FlowSpec):
+    """A base flow: meant for inheritance, no __main__ block."""
+
+    @step
+    def start(self):
+        self.tracked = True
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+'''
+
+CHILD_FLOW = '''
+from base import TrackedFlowSpec
+
+
+class ChildFlow(TrackedFlowSpec):
+    pass
+
+
+if __name__ == "__main__":
+    ChildFlow()
+'''
+
+TEMPLATE = '''
+{head}
+from metaflow import FlowSpec, step{imports}
+{body}
+
+class {name}(FlowSpec):{attrs}
+    @step
+    def start(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    {name}()
+'''
+
+
+def _flow(name: str, head: str = "", imports: str = "", body: str = "", attrs: str = "") -> str:
+    return TEMPLATE.format(name=name, head=head, imports=imports, body=body, attrs=attrs)
+
+
+def test_collect_never_aborts_the_session(flow_pytester: pytest.Pytester) -> None:
+    p = flow_pytester
+    d = p.path / "real"
+    d.mkdir()
+    (d / "base.py").write_text(BASE_FLOW)
+    (d / "child_flow.py").write_text(CHILD_FLOW)
+    (d / "exits.py").write_text(_flow("ExitFlow", body="import os\nos._exit(3)\n"))
+    (d / "sys_exits.py").write_text(_flow("SysExitFlow", body="import sys\nsys.exit(0)\n"))
+    (d / "broken_import.py").write_text(_flow("BrokenImportFlow", imports="\nimport not_a_module_xyz"))
+    (d / "needs_config.py").write_text(
+        'PYTEST_METAFLOW = {"cases": {"missing": {}, "given": {"config_value": {"cfg": {"alpha": 3}}}}}\n'
+        + _flow("ConfigFlow", imports=", Config", attrs='\n    cfg = Config("cfg", required=True)\n')
+    )
+    (d / "latin.py").write_bytes(
+        _flow("LatinFlow", head="# -*- coding: latin-1 -*-", body='NAME = "café"').encode("latin-1")
+    )
+    (d / "undecodable.py").write_bytes(_flow("Undecodable", body="NAME = 'caf\xe9'").encode("latin-1"))
+    p.makepyfile(test_after="def test_after():\n    pass\n")
+    result = p.runpytest_subprocess("--metaflow-collect=real/*.py", "real", "test_after.py", "-rA")
+    out = result.stdout
+    out.no_fnmatch_line("*INTERNALERROR*")
+    out.no_fnmatch_line("*TrackedFlowSpec*")  # the base module is not collected
+    out.fnmatch_lines(
+        [
+            "*_ BrokenImportFlow _*",
+            "could not run the flow:",
+            "FlowStartError: importing the flow file *broken_import.py failed: ModuleNotFoundError: No module named 'not_a_module_xyz'",
+        ]
+    )
+    out.fnmatch_lines(["*_ ExitFlow _*", "*exits.py ended the process with exit code 3 (os._exit() or a crash) while being imported*"])
+    out.fnmatch_lines(["*_ SysExitFlow _*", "*sys_exits.py called sys.exit(0) while being imported*"])
+    out.fnmatch_lines(["*_ ConfigFlow?missing? _*", "*missing configuration for 'cfg'*"])
+    out.fnmatch_lines(["*_ undecodable _*", "*undecodable.py is not valid utf-8 (byte 0xe9 on line *); *coding cookie*"])
+    passed = sorted(l.split()[1] for l in result.outlines if l.startswith("PASSED "))
+    assert passed == [
+        "real/child_flow.py::ChildFlow",
+        "real/latin.py::LatinFlow",
+        "real/needs_config.py::ConfigFlow[given]",
+        "test_after.py::test_after",
+    ]
+    result.assert_outcomes(passed=4, failed=5)
+
+
+def test_pytest_timeout_on_a_collected_flow_fails_that_item(flow_pytester: pytest.Pytester) -> None:
+    result = flow_pytester.runpytest_subprocess(
+        "--metaflow-collect=slow.py", "--metaflow-collect=hello.py", "--timeout=40", "slow.py", "hello.py"
+    )
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
+    result.stdout.fnmatch_lines(["*Failed: Timeout (>40.0s) from pytest-timeout*"])
+    result.assert_outcomes(passed=1, failed=1)
