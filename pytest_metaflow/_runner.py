@@ -67,26 +67,6 @@ def _keep_cwd() -> Iterator[None]:
             os.chdir(cwd)
 
 
-def _reason(stderr: str, stdout: str) -> str:
-    """The lines of a dead child's output that say why it died."""
-    text = stderr if stderr.strip() else stdout
-    if _TRACEBACK not in stderr and _TRACEBACK in stdout:
-        # A spin prints its task's output, traceback included, on stdout.
-        text = _TASK_PREFIX.sub("", stdout)
-    ours = [l.strip() for l in text.splitlines() if l.strip().startswith(_OWN_ERROR)]
-    if ours:  # raised by a file the plugin wrote (spin's artifacts module)
-        return "    " + ours[-1]
-    lines = [l for l in text.splitlines() if l.strip()]
-    if _TRACEBACK in text:
-        tb = text[text.rindex(_TRACEBACK):].splitlines()
-        where = [l.strip() for l in tb if l.strip().startswith('File "')]
-        last = [l for l in tb if l.strip()][-1]
-        return "\n".join(["    " + last.strip()] + (["    at " + where[-1]] if where else []))
-    skip = ("Metaflow ", "Validating your flow", "The graph looks good", "Running pylint", "Pylint is happy")
-    lines = [l for l in lines if not l.strip().startswith(skip)]
-    return "\n".join(lines[-12:])
-
-
 def _start_error(flow_file: str, error: RuntimeError, command_obj: Any = None, waited: float = 0) -> FlowStartError:
     cause = error.__cause__
     command = " ".join(getattr(cause, "cmd", None) or getattr(command_obj, "command", None) or [])
@@ -104,14 +84,8 @@ def _start_error(flow_file: str, error: RuntimeError, command_obj: Any = None, w
             text, stderr = text.split("\nStderr:\n", 1)
         if "\nStdout:\n" in text:
             stdout = text.split("\nStdout:\n", 1)[1]
-    if isinstance(cause, TimeoutError):
-        head = f"Metaflow did not start the run of {flow_file} within file_read_timeout={waited:g} s; its processes were killed"
-    else:
-        head = f"Metaflow could not start the run of {flow_file}:"
-    reason = _reason(stderr, stdout) or "    (no output: did the flow file get stuck at import, in the Metaflow process?)"
-    message = "\n".join(
-        [head, reason, "(full logs: the exception's .stdout and .stderr; command: %s)" % command]
-    )
+    timed_out = waited if isinstance(cause, TimeoutError) else None
+    message = reporting.start_failure(flow_file, command.split(), stdout, stderr, timed_out)
     return FlowStartError(message, command=command, stdout=stdout, stderr=stderr)
 
 
@@ -241,7 +215,7 @@ class _Call:
             parts.append("no step was running; output of the Metaflow process:")
             parts.append(reporting.indent(reporting.tail(output, 10)))
         elif not running:
-            parts.append("the Metaflow process wrote nothing: it did not get past importing the flow file")
+            parts.append(reporting.nothing_written(self.seconds))
         return RunTimeoutError("\n".join(parts), result)
 
 
