@@ -32,8 +32,9 @@ def _last_output(result: Any) -> Optional[float]:
 def run_info(result: Any, nodeid: str) -> Optional[RunInfo]:
     """Timings of one run as Metaflow recorded them; ``None`` for anything but a run.
 
-    A run that did not finish (killed at its timeout, interrupted) has no end
-    time: it is timed to its process's last output (or to now), marked unfinished.
+    Failed and killed tasks have no end time in Metaflow: their steps (and the
+    run) are timed to the last output of the run's process; a run that did not
+    finish (killed at its timeout, interrupted) is marked unfinished.
     """
     try:
         _, obj = reporting.split(result)
@@ -54,13 +55,15 @@ def run_info(result: Any, nodeid: str) -> Optional[RunInfo]:
                 open_steps.append((step.id, min(t.created_at for t in tasks), len(tasks)))
         finished_run = status in ("successful", "failed")
         seconds = (max(ends) - obj.created_at).total_seconds() if ends else 0.0
-        if not finished_run:  # "timeout" or "running": killed or interrupted
-            stop = _last_output(result) or time.time()
-            seconds = max(seconds, stop - obj.created_at.timestamp())
-            for name, start, n in open_steps:
-                # a killed step: timed to the end of the run's output, like the run itself
-                steps = [s for s in steps if s[0] != name]
-                steps.append([name, max(0.0, stop - start.timestamp()), n, "unfinished"])
+        if open_steps or not finished_run:
+            # Failed, killed or interrupted tasks have no end time: time them to
+            # the last output of the run's process (now, if it was killed and has none).
+            stop = _last_output(result) or (None if finished_run else time.time())
+            if stop is not None:
+                seconds = max(seconds, stop - obj.created_at.timestamp())
+                for name, start, n in open_steps:
+                    steps = [s for s in steps if s[0] != name]
+                    steps.append([name, max(0.0, stop - start.timestamp()), n, "unfinished" if not finished_run else "failed"])
         return {
             "pathspec": obj.pathspec,
             "status": status,
@@ -101,7 +104,7 @@ def lines(runs: List[RunInfo], top: int) -> List[str]:
     shown_steps = steps if top == 0 else steps[:top]
     out.append(f"slowest {len(shown_steps)} steps:" if top else "steps by duration:")
     out += [
-        f"{sec:8.2f}s  {path} ({_plural(n, 'task')}{', unfinished' if extra else ''})"
+        f"{sec:8.2f}s  {path} ({_plural(n, 'task')}{''.join(', ' + e for e in extra)})"
         for sec, path, n, extra in shown_steps
     ]
     return out

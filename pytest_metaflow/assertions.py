@@ -264,7 +264,7 @@ def assert_log_not_contains(
     if text in log:
         lines = [line for line in log.splitlines() if text in line]
         raise AssertionError(
-            f"{text!r} found in the {where}, {len(lines)} line(s):\n" + r.indent("\n".join(r.tail("\n".join(lines[:10]))))
+            f"{text!r} found in the {where}, {len(lines)} line(s):\n" + r.indent(r.tail("\n".join(lines[:10])))
         )
 
 
