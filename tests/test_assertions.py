@@ -317,3 +317,27 @@ def test_run_failed_outside_any_task(runner: Any) -> None:
     with pytest.raises(AssertionError, match="has no task of its end step 'end'"):
         assert_artifacts(result, items=[0, 1, 2, 3])
     assert_artifacts(result, step="start", items=[0, 1, 2, 3])
+
+
+def test_big_arrays_are_compared_slice_by_slice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small slices make the test array "big": the same code path as a 200 MB artifact."""
+    import numpy as np
+
+    from pytest_metaflow import _compare
+
+    monkeypatch.setattr(_compare, "_CHUNK", 7)
+    monkeypatch.setattr(_compare, "_BIG", 20)
+    expected = np.arange(60, dtype="float64").reshape(12, 5)
+    assert _compare.difference(expected, expected.copy()) is None
+    assert _compare.difference(pytest.approx(expected, abs=1e-6), expected + 1e-9) is None
+    actual = expected.copy()
+    actual[7, 3] = -1.0
+    actual[11, 4] = np.nan
+    msg = _compare.difference(expected, actual)
+    assert msg is not None
+    assert msg.startswith("arrays differ; first at index (7, 3): expected 38.0, got -1.0:")
+    assert "Mismatched elements: 2 / 60" in msg
+    assert " [11, 4]: nan (ACTUAL), 59.0 (DESIRED)" in msg
+    approx = _compare.difference(pytest.approx(expected), actual)
+    assert approx is not None and "2 of 60 elements differ; first at index (7, 3)" in approx
+    assert _compare.difference(expected, actual, _compare.Tolerance(atol=100)) is not None  # NaN is not close
