@@ -42,11 +42,11 @@ def test_summary_counts_runs_and_lists_the_slowest(flow_pytester: pytest.Pyteste
             "*= metaflow =*",
             "4 flow runs (1 failed, 3 successful), *s of run time in total",
             "slowest 2 runs:",
-            "* ?.??s  *Flow/* *  (test_summary_counts_runs_and_lists_the_slowest.py::test_*)",
-            "* ?.??s  *Flow/* *  (test_summary_counts_runs_and_lists_the_slowest.py::test_*)",
+            "*.??s  *Flow/* *  (test_summary_counts_runs_and_lists_the_slowest.py::test_*)",
+            "*.??s  *Flow/* *  (test_summary_counts_runs_and_lists_the_slowest.py::test_*)",
             "slowest 2 steps:",
-            "* ?.??s  *Flow/*/* (* task*)",
-            "* ?.??s  *Flow/*/* (* task*)",
+            "*.??s  *Flow/*/* (* task*)",
+            "*.??s  *Flow/*/* (* task*)",
             "*= 4 passed*",
         ]
     )
