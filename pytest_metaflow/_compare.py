@@ -63,7 +63,8 @@ def _item(value: Any) -> str:
 
 
 def _cap(text: str) -> str:
-    lines = text.strip("\n").splitlines()
+    # pandas prints up to 100 values per line: keep the start of long lines
+    lines = [line if len(line) <= 300 else line[:300] + " ..." for line in text.strip("\n").splitlines()]
     if len(lines) > _MAX_LINES:
         lines = lines[:_MAX_LINES] + [f"[... {len(lines) - _MAX_LINES} more lines]"]
     return "\n".join(lines)
