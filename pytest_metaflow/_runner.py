@@ -29,10 +29,6 @@ from metaflow.runner import click_api  # noqa: E402
 from . import _flowconfig, _flowimport, _processes, _spin, reporting  # noqa: E402
 from .errors import FlowStartError, InvalidFlowError, RunTimeoutError
 
-_TRACEBACK = "Traceback (most recent call last):"
-_OWN_ERROR = "RuntimeError: pytest-metaflow:"
-# "2026-01-01 12:00:00.000 [123/score/0 (pid 42)] " before each line of a task's output
-_TASK_PREFIX = re.compile(r"^\S+ \S+ \[[^\]]*\] ?", re.MULTILINE)
 
 
 @contextlib.contextmanager
@@ -70,26 +66,6 @@ def _keep_cwd() -> Iterator[None]:
             os.chdir(cwd)
 
 
-def _reason(stderr: str, stdout: str) -> str:
-    """The lines of a dead child's output that say why it died."""
-    text = stderr if stderr.strip() else stdout
-    if _TRACEBACK not in stderr and _TRACEBACK in stdout:
-        # A spin prints its task's output, traceback included, on stdout.
-        text = _TASK_PREFIX.sub("", stdout)
-    ours = [l.strip() for l in text.splitlines() if l.strip().startswith(_OWN_ERROR)]
-    if ours:  # raised by a file the plugin wrote (spin's artifacts module)
-        return "    " + ours[-1]
-    lines = [l for l in text.splitlines() if l.strip()]
-    if _TRACEBACK in text:
-        tb = text[text.rindex(_TRACEBACK):].splitlines()
-        where = [l.strip() for l in tb if l.strip().startswith('File "')]
-        last = [l for l in tb if l.strip()][-1]
-        return "\n".join(["    " + last.strip()] + (["    at " + where[-1]] if where else []))
-    skip = ("Metaflow ", "Validating your flow", "The graph looks good", "Running pylint", "Pylint is happy")
-    lines = [l for l in lines if not l.strip().startswith(skip)]
-    return "\n".join(lines[-12:])
-
-
 def _start_error(flow_file: str, error: RuntimeError, command_obj: Any = None, waited: float = 0) -> FlowStartError:
     cause = error.__cause__
     command = " ".join(getattr(cause, "cmd", None) or getattr(command_obj, "command", None) or [])
@@ -107,36 +83,9 @@ def _start_error(flow_file: str, error: RuntimeError, command_obj: Any = None, w
             text, stderr = text.split("\nStderr:\n", 1)
         if "\nStdout:\n" in text:
             stdout = text.split("\nStdout:\n", 1)[1]
-    if isinstance(cause, TimeoutError):
-        head = f"Metaflow did not start the run of {flow_file} within file_read_timeout={waited:g} s; its processes were killed"
-    else:
-        head = f"Metaflow could not start the run of {flow_file}:"
-    reason = _reason(stderr, stdout) or "    (no output: did the flow file get stuck at import, in the Metaflow process?)"
-    message = "\n".join(
-        [head, reason, *_hints(reason), "(full logs: the exception's .stdout and .stderr; command: %s)" % command]
-    )
+    timed_out = waited if isinstance(cause, TimeoutError) else None
+    message = reporting.start_failure(flow_file, command.split(), stdout, stderr, timed_out)
     return FlowStartError(message, command=command, stdout=stdout, stderr=stderr)
-
-
-_REMOTE_REFUSED = re.compile(r"@(kubernetes|batch)\b.* decorator requires --datastore")
-_ENVIRONMENT_REFUSED = re.compile(r"@(conda|pypi)(_base)?\b.* decorator requires --environment")
-
-
-def _hints(reason: str) -> List[str]:
-    """What the user can do about a start failure the plugin recognizes."""
-    if _REMOTE_REFUSED.search(reason):
-        return [
-            "hint: --metaflow-remote=local (or runner(..., remote=\"local\")) runs @kubernetes/@batch "
-            "steps locally in tests; remote=\"keep\" needs your S3 datastore and cluster (--metaflow-use-config)"
-        ]
-    if _ENVIRONMENT_REFUSED.search(reason):
-        return [
-            "hint: @conda/@pypi steps need runner(..., environment=\"conda\") (or \"pypi\"), a micromamba "
-            "binary (on PATH, METAFLOW_PATH_TO_MICROMAMBA, or ~/.metaflowconfig/micromamba, else Metaflow "
-            "downloads it) and access to the package index; environments are cached in micromamba's root "
-            "prefix and shared by all tests"
-        ]
-    return []
 
 
 @contextlib.contextmanager
@@ -265,7 +214,7 @@ class _Call:
             parts.append("no step was running; output of the Metaflow process:")
             parts.append(reporting.indent(reporting.tail(output, 10)))
         elif not running:
-            parts.append("the Metaflow process wrote nothing: it did not get past importing the flow file")
+            parts.append(reporting.nothing_written(self.seconds))
         return RunTimeoutError("\n".join(parts), result)
 
 

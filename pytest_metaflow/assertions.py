@@ -7,10 +7,13 @@ take an ``ExecutingTask`` (what ``spin`` returns) or a ``metaflow.Task``.
 
 from __future__ import annotations
 
+import importlib
 import operator
 import re
-from typing import Any, List, Optional, Type, Union
+import sys
+from typing import Any, List, Mapping, Optional, Tuple, Type, Union
 
+from . import _compare
 from . import reporting as r
 
 __all__ = [
@@ -28,7 +31,7 @@ _RUN_OR_TASK = ("run", "task")
 _STREAMS = ("stdout", "stderr")
 
 
-def assert_run_succeeded(result: Any) -> None:
+def assert_run_succeeded(result: Any, /) -> None:
     """Pass when the run finished successfully; otherwise say which step failed and why."""
     __tracebackhide__ = _hide
     r.check_type(result, _RUN, "assert_run_succeeded")
@@ -36,13 +39,44 @@ def assert_run_succeeded(result: Any) -> None:
         raise AssertionError("expected a successful run, but " + r.describe_failure(result))
 
 
-def _exception_matches(task: Any, exception: Union[str, Type[BaseException]]) -> bool:
+def _exception_class(type_name: str) -> Optional[type]:
+    """The class a task's ``exception.type`` names (``builtins.KeyError``), when importable here."""
+    module_name, _, qualname = type_name.rpartition(".")
+    module = sys.modules.get(module_name or "builtins")
+    if module is None and module_name and module_name != "__main__":
+        try:
+            module = importlib.import_module(module_name)
+        except Exception:  # not importable in the test process: compare names only
+            return None
+    obj: Any = module
+    for part in qualname.split("."):
+        obj = getattr(obj, part, None)
+    return obj if isinstance(obj, type) else None
+
+
+_Wanted = Union[str, Type[BaseException], Tuple[Type[BaseException], ...]]
+
+
+def _exception_matches(task: Any, exception: _Wanted) -> bool:
     exc = task.exception
     if exc is None:
         return False
     if isinstance(exception, str):
         return exception in (exc.type, exc.type.rsplit(".", 1)[-1])
-    return exc.type in (f"{exception.__module__}.{exception.__qualname__}", f"{exception.__module__}.{exception.__name__}")
+    wanted = exception if isinstance(exception, tuple) else (exception,)
+    names = {f"{w.__module__}.{n}" for w in wanted for n in (w.__qualname__, w.__name__)}
+    if exc.type in names:
+        return True
+    raised = _exception_class(exc.type)  # subclasses match, as with pytest.raises
+    return raised is not None and issubclass(raised, wanted)
+
+
+def _wanted_name(exception: _Wanted) -> str:
+    if isinstance(exception, str):
+        return exception
+    if isinstance(exception, tuple):
+        return " or ".join(e.__name__ for e in exception)
+    return exception.__name__
 
 
 def _error_text(task: Any) -> str:
@@ -56,19 +90,43 @@ def _error_text(task: Any) -> str:
 
 def assert_run_failed(
     result: Any,
+    /,
     *,
     step: Optional[str] = None,
-    exception: Union[str, Type[BaseException], None] = None,
+    exception: Optional[_Wanted] = None,
     match: Optional[str] = None,
 ) -> None:
-    """Pass when the run failed (in ``step``, raising ``exception``, with ``match`` in its error text)."""
+    """Pass when the run failed (in ``step``, raising ``exception``, with ``match`` in its error text).
+
+    Parameters
+    ----------
+    result : ExecutingRun or metaflow.Run
+        The run.
+    step : str, optional
+        The step that must have failed.
+    exception : type, tuple of types or str, optional
+        The exception the failing task raised. A class (or tuple) also matches
+        subclasses when the raised class can be imported in the test, as with
+        ``pytest.raises``; a string matches the class name (``"ValueError"``)
+        or the full name (``"builtins.ValueError"``).
+    match : str, optional
+        Regex searched (``re.search``) in the failing task's exception,
+        traceback and stderr. When the run failed outside any task (the
+        Metaflow runtime stopped it, e.g. too many foreach splits), it is
+        searched in the runtime's output instead.
+    """
     __tracebackhide__ = _hide
     r.check_type(result, _RUN, "assert_run_failed")
+    if exception is not None and not isinstance(exception, (str, type, tuple)):
+        raise TypeError(f"exception= takes an exception class, a tuple of them or a name, got {exception!r}")
     state = r.status(result)
     if state != "failed":
         raise AssertionError(f"expected the run to fail, but it is {state}: {r.split(result)[1].pathspec}")
-    _, run = r.split(result)
+    executing, run = r.split(result)
     failed = r.failed_tasks(run)
+    if not failed and step is None and exception is None:
+        _runtime_failure_matches(executing, run, match)
+        return
     candidates = [t for t in failed if step is None or t.parent.id == step]
     if not candidates:
         where = ", ".join(sorted({t.parent.id for t in failed})) or "no step (the run died outside a task)"
@@ -77,11 +135,10 @@ def assert_run_failed(
             + r.describe_failure(result)
         )
     if exception is not None:
-        wanted = exception if isinstance(exception, str) else exception.__name__
         hits = [t for t in candidates if _exception_matches(t, exception)]
         if not hits:
             found = "; ".join(f"{t.parent.id}: {r.exception_text(t)}" for t in candidates)
-            raise AssertionError(f"expected the failing task to raise {wanted}, but got {found}")
+            raise AssertionError(f"expected the failing task to raise {_wanted_name(exception)}, but got {found}")
         candidates = hits
     if match is not None:
         if not any(re.search(match, _error_text(t)) for t in candidates):
@@ -89,77 +146,198 @@ def assert_run_failed(
             raise AssertionError(f"regex {match!r} not found in the error text of the failing task:\n{texts}")
 
 
-def _searched(result: Any, step: Optional[str], stream: str) -> tuple:
-    if stream not in _STREAMS:
-        raise ValueError(f"stream must be 'stdout' or 'stderr', got {stream!r}")
-    tasks = r.tasks(result, step)
-    text = "\n".join(r.log_of(t, stream).rstrip("\n") for t in tasks)
-    executing, _ = r.split(result)
-    if not text.strip() and executing is not None and step is None and r.kind(r.split(result)[1]) == "task":
-        text = getattr(executing, stream)  # a spun task without persisted logs
-    where = f"{stream} of step '{step}'" if step else f"{stream} of {r.split(result)[1].pathspec}"
-    if len(tasks) > 1:
-        where += f" ({len(tasks)} tasks)"
-    return text, where
-
-
-def assert_log_contains(result: Any, text: str, *, step: Optional[str] = None, stream: str = "stdout") -> None:
-    """Pass when ``text`` occurs in ``stream`` of the whole run (or of every task of ``step`` together)."""
+def _runtime_failure_matches(executing: Any, run: Any, match: Optional[str]) -> None:
     __tracebackhide__ = _hide
-    r.check_type(result, _RUN_OR_TASK, "assert_log_contains")
-    log, where = _searched(result, step, stream)
-    if text not in log:
-        raise AssertionError(f"{text!r} not found in the {where}; it ends with:\n{r.indent(r.tail(log))}")
-
-
-def assert_log_matches(result: Any, pattern: str, *, step: Optional[str] = None, stream: str = "stdout") -> None:
-    """Pass when regex ``pattern`` matches somewhere in ``stream`` (``re.search``, multiline)."""
-    __tracebackhide__ = _hide
-    r.check_type(result, _RUN_OR_TASK, "assert_log_matches")
-    log, where = _searched(result, step, stream)
-    if not re.search(pattern, log, re.MULTILINE):
-        raise AssertionError(f"regex {pattern!r} does not match the {where}; it ends with:\n{r.indent(r.tail(log))}")
-
-
-def assert_log_not_contains(result: Any, text: str, *, step: Optional[str] = None, stream: str = "stdout") -> None:
-    """Pass when ``text`` does not occur in ``stream``."""
-    __tracebackhide__ = _hide
-    r.check_type(result, _RUN_OR_TASK, "assert_log_not_contains")
-    log, where = _searched(result, step, stream)
-    if text in log:
-        lines = [line for line in log.splitlines() if text in line]
+    if match is None:
+        return
+    if executing is None:
         raise AssertionError(
-            f"{text!r} found in the {where}, {len(lines)} line(s):\n" + r.indent("\n".join(lines[:10]))
+            f"run {run.pathspec} failed outside any task, and a metaflow.Run does not keep the runtime's "
+            "output: pass the ExecutingRun that run() returned to match= on it"
+        )
+    output = r.runtime_output(executing)
+    if not re.search(match, output, re.MULTILINE):
+        raise AssertionError(
+            f"regex {match!r} not found in the output of the Metaflow runtime (run {run.pathspec} failed "
+            f"outside any task); it ends with:\n{r.indent(r.tail(output))}"
         )
 
 
-def assert_artifacts(result: Any, *, step: Optional[str] = None, **expected: Any) -> None:
-    """Pass when each named artifact equals its expected value (``pytest.approx`` works).
+def _searched(result: Any, step: Optional[str], stream: str, attempt: Union[int, str, None]) -> Tuple[str, str, List[str]]:
+    """The text to search, what it is (for messages), and the tasks whose log was truncated."""
+    if stream not in _STREAMS:
+        raise ValueError(f"stream must be 'stdout' or 'stderr', got {stream!r}")
+    tasks = _attempts(r.tasks(result, step), attempt)
+    logs = [(t, r.log_of(t, stream).rstrip("\n")) for t in tasks]
+    text = "\n".join(log for _, log in logs)
+    executing, obj = r.split(result)
+    if not text.strip() and executing is not None and step is None and r.kind(obj) == "task":
+        text = getattr(executing, stream)  # a spun task without persisted logs
+    where = f"{stream} of step '{step}'" if step else f"{stream} of {obj.pathspec}"
+    if attempt is not None:
+        where += f", attempt {attempt}" if attempt != "all" else ", all attempts"
+    if len(tasks) > 1:
+        where += f" ({len(tasks)} {'task attempts' if attempt == 'all' else 'tasks'})"
+    truncated = [t.pathspec for t, log in logs if r.TRUNCATED in log]
+    return text, where, truncated
 
-    Artifacts are read from the run's ``end`` step, or from ``step``. When that
-    step has several tasks (a foreach), the actual value is the list of the
-    tasks' values in task order.
+
+def _attempts(tasks: List[Any], attempt: Union[int, str, None]) -> List[Any]:
+    """The tasks as seen at ``attempt``: None the latest, an int that one, ``"all"`` every one."""
+    if attempt is None:
+        return tasks
+    if attempt != "all" and (isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 0):
+        raise TypeError(f"attempt= takes an attempt number >= 0 or 'all', got {attempt!r}")
+    out = []
+    for task in tasks:
+        last = r.attempt_of(task)
+        numbers = range(last + 1) if attempt == "all" else [attempt] if isinstance(attempt, int) and attempt <= last else []
+        out += [r.attempt(task, n) for n in numbers]
+    if not out:
+        ran = ", ".join(f"{t.pathspec}: 0..{r.attempt_of(t)}" for t in tasks[:5])
+        raise ValueError(f"no task ran attempt {attempt}; attempts that ran: {ran}")
+    return out
+
+
+def _not_found(what: str, where: str, log: str, truncated: List[str]) -> AssertionError:
+    message = f"{what} the {where}; it ends with:\n{r.indent(r.tail(log))}"
+    if truncated:
+        message += (
+            f"\nthe log of {', '.join(truncated)} was truncated: it reached Metaflow's maximum log size "
+            "and the rest of the step's output was not kept, so the text may have been printed after the cut "
+            "(raise it with run(max_log_size=MB); default 10)"
+        )
+    return AssertionError(message)
+
+
+def assert_log_contains(
+    result: Any,
+    text: str,
+    /,
+    *,
+    step: Optional[str] = None,
+    stream: str = "stdout",
+    attempt: Union[int, str, None] = None,
+) -> None:
+    """Pass when ``text`` occurs in ``stream`` of the whole run (or of every task of ``step`` together).
+
+    ``attempt`` picks the attempt of each task (``@retry``): ``None`` the
+    latest, a number that attempt, ``"all"`` every attempt's log.
+    """
+    __tracebackhide__ = _hide
+    r.check_type(result, _RUN_OR_TASK, "assert_log_contains")
+    log, where, truncated = _searched(result, step, stream, attempt)
+    if text not in log:
+        raise _not_found(f"{text!r} not found in", where, log, truncated)
+
+
+def assert_log_matches(
+    result: Any,
+    pattern: str,
+    /,
+    *,
+    step: Optional[str] = None,
+    stream: str = "stdout",
+    attempt: Union[int, str, None] = None,
+) -> None:
+    """Pass when regex ``pattern`` matches somewhere in ``stream`` (``re.search``, multiline); ``attempt`` as for ``assert_log_contains``."""
+    __tracebackhide__ = _hide
+    r.check_type(result, _RUN_OR_TASK, "assert_log_matches")
+    log, where, truncated = _searched(result, step, stream, attempt)
+    if not re.search(pattern, log, re.MULTILINE):
+        raise _not_found(f"regex {pattern!r} does not match", where, log, truncated)
+
+
+def assert_log_not_contains(
+    result: Any,
+    text: str,
+    /,
+    *,
+    step: Optional[str] = None,
+    stream: str = "stdout",
+    attempt: Union[int, str, None] = None,
+) -> None:
+    """Pass when ``text`` does not occur in ``stream``; ``attempt`` as for ``assert_log_contains``."""
+    __tracebackhide__ = _hide
+    r.check_type(result, _RUN_OR_TASK, "assert_log_not_contains")
+    log, where, _ = _searched(result, step, stream, attempt)
+    if text in log:
+        lines = [line for line in log.splitlines() if text in line]
+        raise AssertionError(
+            f"{text!r} found in the {where}, {len(lines)} line(s):\n" + r.indent(r.tail("\n".join(lines[:10])))
+        )
+
+
+def assert_artifacts(
+    result: Any,
+    expected: Optional[Mapping[str, Any]] = None,
+    /,
+    *,
+    step: Optional[str] = None,
+    rtol: Optional[float] = None,
+    atol: Optional[float] = None,
+    **artifacts: Any,
+) -> None:
+    """Pass when each named artifact equals its expected value.
+
+    Parameters
+    ----------
+    result : ExecutingRun, metaflow.Run, ExecutingTask or metaflow.Task
+        Where to read the artifacts: a run's end step (the step marked
+        ``@step(end=True)``, else ``end``), or ``step``'s task(s); a task itself.
+    expected : Mapping[str, Any], optional
+        Artifact name to expected value, positional. Needed for an artifact
+        called ``step``, ``rtol`` or ``atol``; may be combined with keywords.
+    step : str, optional
+        Read the artifacts of this step. With several tasks (a foreach) the
+        actual value is the list of the tasks' values in task order.
+    rtol, atol : float, optional
+        Tolerances for numbers, numpy arrays and pandas objects (also inside
+        lists, tuples and dicts): ``|actual - expected| <= atol + rtol *
+        |expected|``. Omitted: exact comparison (one given: the other is 0).
+    **artifacts : Any
+        Artifact name to expected value. ``pytest.approx`` works; numpy arrays
+        and pandas objects compare with ``numpy.testing``/``pandas.testing``
+        (an expected ndarray also checks dtype and shape).
     """
     __tracebackhide__ = _hide
     r.check_type(result, _RUN_OR_TASK, "assert_artifacts")
-    if not expected:
-        raise TypeError("assert_artifacts() needs at least one name=expected_value")
-    _, obj = r.split(result)
-    tasks = r.tasks(result, step if step is not None or r.kind(obj) == "task" else "end")
+    if expected is not None and not isinstance(expected, Mapping):
+        raise TypeError(f"assert_artifacts() takes a mapping of artifact name to value, got {type(expected).__name__}")
+    clash = sorted(set(expected or {}) & set(artifacts))
+    if clash:
+        raise TypeError(f"assert_artifacts() got artifact(s) {', '.join(clash)} both in the mapping and as keywords")
+    wanted = {**(expected or {}), **artifacts}
+    if not wanted:
+        raise TypeError("assert_artifacts() needs at least one name=expected_value (or a mapping of them)")
+    tolerance = _compare.Tolerance(rtol, atol)
+    executing, obj = r.split(result)
+    if step is None and r.kind(obj) == "run":
+        end = r.end_step(obj)
+        if end not in {s.id for s in obj}:
+            raise AssertionError(
+                f"run {obj.pathspec} has no task of its end step '{end}' to read artifacts from "
+                f"(pass step= to read another step)\n" + r.describe_failure(result)
+            )
+        step = end
+    tasks = r.tasks(result, step)
     if not tasks:
         raise AssertionError(f"no task found for step {step!r} of {obj.pathspec}")
     found: List[dict] = [{a.id: a for a in t} for t in tasks]
-    existing = sorted(set().union(*found) - {n for n in set().union(*found) if n.startswith("_")})
+    names = set().union(*found)
+    existing = sorted(n for n in names if not n.startswith("_"))
     problems = []
-    for name, want in expected.items():
+    for name, want in wanted.items():
         missing = [t.pathspec for t, arts in zip(tasks, found) if name not in arts]
         if missing:
             problems.append(f"{name}: no such artifact in {', '.join(missing)}")
             continue
         values = [arts[name].data for arts in found]
         actual = values[0] if len(values) == 1 else values
-        if not (want == actual):
-            problems.append(f"{name}: expected {want!r}, got {actual!r}")
+        diff = _compare.difference(want, actual, tolerance)
+        del values, actual  # a big artifact: drop it before loading the next
+        if diff is not None:
+            problems.append(f"{name}: {diff}")
     if problems:
         where = tasks[0].pathspec if len(tasks) == 1 else f"the {len(tasks)} tasks of step '{tasks[0].parent.id}'"
         raise AssertionError(

@@ -10,8 +10,13 @@ import re
 from typing import Any, List, Optional, Tuple
 
 TAIL_LINES = 20
-# Set by the plugin from -v; full logs instead of tails when > 0.
+# Under -v a tail is this long (a failing step's log can be megabytes); -vv shows all.
+VERBOSE_TAIL_LINES = 1000
+LINE_CHARS = 2000  # longer lines are cut, except under -vv
+# Set by the plugin from -v; longer tails and all traceback frames when > 0.
 verbosity = 0
+# What Metaflow's runtime writes when a task's log reaches --max-log-size (runtime.py: TruncatedBuffer).
+TRUNCATED = "[TRUNCATED - MAXIMUM LOG FILE SIZE REACHED]"
 
 
 def split(result: Any) -> Tuple[Optional[Any], Any]:
@@ -36,11 +41,23 @@ def check_type(result: Any, allowed: Tuple[str, ...], helper: str) -> None:
 
 
 def tail(text: str, lines: int = TAIL_LINES) -> str:
-    """The last ``lines`` lines of ``text`` (all of it under ``-v``), with a note if cut."""
+    """The last ``lines`` lines of ``text`` (1000 under ``-v``, all under ``-vv``), with a note if cut."""
     all_lines = text.rstrip("\n").splitlines()
-    if verbosity > 0 or len(all_lines) <= lines:
+    if verbosity >= 2:
         return "\n".join(all_lines)
-    return "\n".join([f"[... {len(all_lines) - lines} earlier lines; -v shows all]"] + all_lines[-lines:])
+    if verbosity == 1:
+        lines = max(lines, VERBOSE_TAIL_LINES)
+    shown = [_cut(line) for line in all_lines[-lines:]]
+    if len(all_lines) <= lines:
+        return "\n".join(shown)
+    more = "-vv shows all" if verbosity == 1 else "-v shows more, -vv all"
+    return "\n".join([f"[... {len(all_lines) - lines} earlier lines; {more}]"] + shown)
+
+
+def _cut(line: str) -> str:
+    if len(line) <= LINE_CHARS:
+        return line
+    return line[:LINE_CHARS] + f" [... {len(line) - LINE_CHARS} more characters]"
 
 
 def _metaflow_dir() -> str:
@@ -133,14 +150,31 @@ def exception_text(task: Any) -> str:
     return f"{name}: {exc.exception}"
 
 
+def attempt_of(task: Any) -> int:
+    """Which attempt of the task (``@retry``) the object shows; 0 when unknown."""
+    try:
+        return int(task.current_attempt)
+    except Exception:
+        return 0
+
+
+def attempt(task: Any, number: int) -> Any:
+    """The same task as seen at attempt ``number`` (its logs, exception, artifacts)."""
+    return type(task)(task.pathspec, attempt=number, _namespace_check=False)
+
+
 def describe_task_failure(task: Any) -> str:
-    return "\n".join(
-        [
-            f"step '{task.parent.id}' failed (task {task.pathspec}): {exception_text(task)}",
-            f"  stderr of {task.pathspec}:",
-            indent(tail(hide_metaflow_frames(log_of(task, "stderr")))),
-        ]
-    )
+    last = attempt_of(task)
+    where = f"task {task.pathspec}" + (f", attempt {last} (the last of {last + 1})" if last else "")
+    lines = [f"step '{task.parent.id}' failed ({where}): {exception_text(task)}"]
+    for number in range(last):  # earlier attempts of a @retry step, one line each
+        try:
+            lines.append(f"  attempt {number} failed too: {exception_text(attempt(task, number))}")
+        except Exception:
+            pass
+    lines += [f"  stderr of {task.pathspec}" + (f" (attempt {last})" if last else "") + ":"]
+    lines.append(indent(tail(hide_metaflow_frames(log_of(task, "stderr")))))
+    return "\n".join(lines)
 
 
 def describe_failure(result: Any) -> str:
@@ -152,9 +186,42 @@ def describe_failure(result: Any) -> str:
     parts = [head]
     parts += [describe_task_failure(t) for t in failed]
     if not failed and executing is not None:
+        reason = runtime_failure(executing)
+        if reason:
+            parts.append(f"  no task failed; the Metaflow runtime stopped the run: {reason}")
         parts += ["  output of the Metaflow process (stderr):", indent(tail(executing.stderr))]
         parts += ["  (stdout):", indent(tail(executing.stdout))]
     return "\n".join(parts)
+
+
+def runtime_output(executing: Any) -> str:
+    """stderr and stdout of the Metaflow runtime process of an ``ExecutingRun``."""
+    out = []
+    for stream in ("stderr", "stdout"):
+        try:
+            out.append(getattr(executing, stream) or "")
+        except Exception:  # log files already gone
+            pass
+    return "\n".join(out)
+
+
+def runtime_failure(executing: Any) -> str:
+    """The runtime's own "Step failure:" text (a failure outside any task), or ``""``."""
+    lines = [line.strip() for line in runtime_output(executing).splitlines()]
+    for i, line in enumerate(lines):
+        if line == "Step failure:" and i + 1 < len(lines):
+            return lines[i + 1]
+    return ""
+
+
+def end_step(run: Any) -> str:
+    """The name of the run's end step: ``end``, or the step marked ``@step(end=True)``."""
+    try:
+        # Metaflow >= 2.19.x records the endpoints in the _parameters task's
+        # metadata; Run.end_task reads them through this property.
+        return str(run._graph_endpoints[1])
+    except Exception:  # older Metaflow: only `end` can be the end step
+        return "end"
 
 
 def describe(result: Any) -> str:
@@ -166,3 +233,110 @@ def describe(result: Any) -> str:
         return describe_failure(result)
     except Exception as e:  # the report must never break because a store is gone
         return f"{result!r}: could not be described ({type(e).__name__}: {e})"
+
+
+# -- why a run could not start / why it timed out (text for _runner's errors) ----
+
+_TRACEBACK = "Traceback (most recent call last):"
+_OWN_ERROR = "RuntimeError: pytest-metaflow:"
+# "2026-01-01 12:00:00.000 [123/score/0 (pid 42)] " before each line of a task's output
+_TASK_PREFIX = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ (\[[^\]]*\] ?)?", re.MULTILINE)
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(: .*)?$")
+_BANNER = ("Metaflow ", "Validating your flow", "The graph looks good", "Running pylint", "Pylint is happy")
+
+
+def failure_reason(stderr: str, stdout: str) -> str:
+    """The lines of a dead child's output that say why it died (indented)."""
+    text = stderr if stderr.strip() else stdout
+    if _TRACEBACK not in stderr and _TRACEBACK in stdout:
+        # A spin prints its task's output, traceback included, on stdout.
+        text = _TASK_PREFIX.sub("", stdout)
+    ours = [line.strip() for line in text.splitlines() if line.strip().startswith(_OWN_ERROR)]
+    if ours:  # raised by a file the plugin wrote (spin's artifacts module)
+        return "    " + ours[-1]
+    lines = [line for line in text.splitlines() if line.strip()]
+    if _TRACEBACK in text:
+        tb = text[text.rindex(_TRACEBACK):].splitlines()
+        where = [line.strip() for line in tb if line.strip().startswith('File "')]
+        return "\n".join(["    " + _exception_line(tb)] + (["    at " + where[-1]] if where else []))
+    lines = [line for line in lines if not line.strip().startswith(_BANNER)]
+    return "\n".join(lines[-12:])
+
+
+def _exception_line(traceback: List[str]) -> str:
+    """``ValueError: boom`` out of a traceback, skipping Metaflow's lines after it."""
+    import keyword
+
+    lines = [line.strip() for line in traceback[1:] if line.strip()]
+    named = [line for line in lines if _EXCEPTION_LINE.match(line) and not keyword.iskeyword(line)]
+    with_message = [line for line in named if ": " in line]
+    return (with_message or [line for line in named if line != "Task failed."] or lines or [""])[-1]
+
+
+def _spun(command: List[str]) -> Optional[str]:
+    """The pathspec of a ``spin`` command line, ``None`` for anything else."""
+    if "spin" in command:
+        rest = command[command.index("spin") + 1:]
+        return rest[0] if rest and not rest[0].startswith("-") else "?"
+    return None
+
+
+_REMOTE_REFUSED = re.compile(r"@(kubernetes|batch)\b.* decorator requires --datastore")
+_ENVIRONMENT_REFUSED = re.compile(r"@(conda|pypi)(_base)?\b.* decorator requires --environment")
+
+
+def hints(reason: str) -> List[str]:
+    """What the user can do about a start failure the plugin recognizes."""
+    if _REMOTE_REFUSED.search(reason):
+        return [
+            "hint: --metaflow-remote=local (or runner(..., remote=\"local\")) runs @kubernetes/@batch "
+            "steps locally in tests; remote=\"keep\" needs your S3 datastore and cluster (--metaflow-use-config)"
+        ]
+    if _ENVIRONMENT_REFUSED.search(reason):
+        return [
+            "hint: @conda/@pypi steps need runner(..., environment=\"conda\") (or \"pypi\"), a micromamba "
+            "binary (on PATH, METAFLOW_PATH_TO_MICROMAMBA, or ~/.metaflowconfig/micromamba, else Metaflow "
+            "downloads it) and access to the package index; environments are cached in micromamba's root "
+            "prefix and shared by all tests"
+        ]
+    return []
+
+
+def start_failure(flow_file: str, command: List[str], stdout: str, stderr: str, timed_out_after: Optional[float]) -> str:
+    """Message of a ``FlowStartError``: the Metaflow process ended before handing back a run.
+
+    For a ``spin`` that is the spun step failing: say so, with its exception
+    and where it was raised.
+    """
+    spun = _spun(command)
+    reason = failure_reason(stderr, stdout)
+    if timed_out_after is not None:
+        head = (
+            f"Metaflow did not start the run of {flow_file} within file_read_timeout={timed_out_after:g} s; "
+            "its processes were killed"
+        )
+    elif spun is not None and _TRACEBACK in stdout + stderr and _OWN_ERROR not in stdout + stderr:
+        step = spun.split("/")[-2] if spun.count("/") >= 2 else spun.split("/")[-1]
+        head = f"the spun step '{step}' failed (spin of {spun} in {flow_file}):"
+    elif spun is not None:
+        head = f"Metaflow could not spin {spun} of {flow_file}:"
+    else:
+        head = f"Metaflow could not start the run of {flow_file}:"
+    if not reason:
+        reason = "    (no output: did the flow file get stuck at import, in the Metaflow process?)"
+    return "\n".join([head, reason, *hints(reason), "(full logs: the exception's .stdout and .stderr; command: %s)" % " ".join(command)])
+
+
+def nothing_written(seconds: Optional[float]) -> str:
+    """The timeout text when the Metaflow process printed nothing at all.
+
+    Metaflow prints its banner right after importing itself and the flow file;
+    silence means the process was still starting (slow under load) or the
+    flow file's module-level code never returned: we cannot tell which.
+    """
+    took = f"in {seconds:g} s" if seconds else "before it was stopped"
+    return (
+        f"the Metaflow process printed nothing {took}, not even its banner: it was still starting "
+        "(Python, `import metaflow` and the flow file: under a second on an idle machine, far longer "
+        "on a loaded one) or the flow file's module-level code did not return; a larger timeout tells them apart"
+    )

@@ -127,7 +127,7 @@ def test_flow_hanging_at_import_in_metaflow_process(flow_pytester: pytest.Pytest
     result.stdout.fnmatch_lines(
         [
             "*RunTimeoutError: the run of *hang.py timed out after 3 s*its processes were killed",
-            "*the Metaflow process wrote nothing: it did not get past importing the flow file",
+            "*the Metaflow process printed nothing in 3 s, not even its banner: it was still starting*",
         ]
     )
     result.stdout.fnmatch_lines(

@@ -42,11 +42,11 @@ def test_summary_counts_runs_and_lists_the_slowest(flow_pytester: pytest.Pyteste
             "*= metaflow =*",
             "4 flow runs (1 failed, 3 successful), *s of run time in total",
             "slowest 2 runs:",
-            "* ?.??s  *Flow/* *  (test_summary_counts_runs_and_lists_the_slowest.py::test_*)",
-            "* ?.??s  *Flow/* *  (test_summary_counts_runs_and_lists_the_slowest.py::test_*)",
+            "*.??s  *Flow/* *  (test_summary_counts_runs_and_lists_the_slowest.py::test_*)",
+            "*.??s  *Flow/* *  (test_summary_counts_runs_and_lists_the_slowest.py::test_*)",
             "slowest 2 steps:",
-            "* ?.??s  *Flow/*/* (* task*)",
-            "* ?.??s  *Flow/*/* (* task*)",
+            "*.??s  *Flow/*/* (* task*)",
+            "*.??s  *Flow/*/* (* task*)",
             "*= 4 passed*",
         ]
     )
@@ -100,3 +100,21 @@ def test_help_lists_the_new_options_with_ini_twins(pytester: pytest.Pytester) ->
 def test_durations_value_is_validated(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--metaflow-durations=-1")
     result.stderr.fnmatch_lines(["*--metaflow-durations: expected a number >= 0 (0 shows all), got '-1'"])
+
+
+def test_unfinished_and_failed_steps_are_marked() -> None:
+    from pytest_metaflow import _summary
+
+    runs = [
+        {"pathspec": "SlowFlow/1", "status": "timeout", "seconds": 4.2, "test": "t.py::a", "finished": False,
+         "steps": [["start", 3.9, 1, "unfinished"]]},
+        {"pathspec": "FailingFlow/2", "status": "failed", "seconds": 2.5, "test": "t.py::b", "finished": True,
+         "steps": [["start", 1.0, 1], ["boom", 1.2, 1, "failed"]]},
+    ]
+    out = _summary.lines(runs, 0)
+    assert out[0] == "2 flow runs (1 failed, 1 timeout), 6.70s of run time in total"
+    assert "    4.20s  SlowFlow/1 timeout (unfinished: timed to its last output)  (t.py::a)" in out
+    assert "    2.50s  FailingFlow/2 failed  (t.py::b)" in out
+    assert "    3.90s  SlowFlow/1/start (1 task, unfinished)" in out
+    assert "    1.20s  FailingFlow/2/boom (1 task, failed)" in out
+    assert "    1.00s  FailingFlow/2/start (1 task)" in out
