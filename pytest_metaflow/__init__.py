@@ -19,6 +19,8 @@ from .errors import (
     FlowStartError,
     InvalidFlowError,
     NotebookCellError,
+    NotebookError,
+    NotebookTimeoutError,
     PytestMetaflowError,
     RunTimeoutError,
 )
@@ -37,6 +39,8 @@ __all__ = [
     "FlowStartError",
     "InvalidFlowError",
     "NotebookCellError",
+    "NotebookError",
+    "NotebookTimeoutError",
     "PytestMetaflowError",
     "RunTimeoutError",
     "NBRunnerFixture",

@@ -303,6 +303,8 @@ class FixtureRunner(metaflow.Runner):
         module = click_api.loaded_modules.get(flow_file)
         if module is not None:
             setattr(module, _SOURCE_ATTR, source)
+        # Each run's root in a process group of its own, tracked by group, descent and token.
+        _processes.supervise(self.spm, watchdog)
 
     # -- every way of starting a process goes through _call / _acall ----------
 

@@ -52,3 +52,11 @@ class NotebookCellError(PytestMetaflowError, AssertionError):
         self.cell_index = cell_index
         self.source = source
         self.traceback = traceback
+
+
+class NotebookError(PytestMetaflowError, ValueError):
+    """The file given to ``run_notebook`` is not a readable Jupyter notebook."""
+
+
+class NotebookTimeoutError(PytestMetaflowError, TimeoutError):
+    """A cell of a notebook executed by ``run_notebook`` exceeded its ``timeout``."""

@@ -12,7 +12,7 @@ from typing import Any, Generator, List, Optional
 
 import pytest
 
-from . import _collect, _coverage, _kept, _summary, reporting
+from . import _collect, _coverage, _kept, _processes, _summary, reporting
 from .fixtures import parse_timeout
 from .fixtures import (  # noqa: F401  (fixtures are registered by import)
     FAILED_KEY,
@@ -155,6 +155,8 @@ def pytest_report_header(config: pytest.Config) -> List[str]:
         f"metaflow: {mf}, {store}, pylint {'on' if s.pylint else 'off'}, "
         f"show output {'on' if s.show_output else 'off'}, {timeout}",
         f"metaflow: collect flows {collect}, keep stores {s.keep}, durations {s.durations}",
+        f"metaflow: process guard: {_processes.describe_backend()}",
+        *(f"metaflow: WARNING: {line}" for line in _processes.limitations()),
     ]
 
 
