@@ -412,14 +412,10 @@ def test_escaping_helpers_die_with_a_killed_pytest(tagged: Tagged, backend: str,
             runner("{tagged.flow(flow)}").run(seconds=300)
         """
     )
-    proc = tagged.popen("-v", "-s")
+    proc = tagged.popen("-v")
     try:
-        deadline = time.monotonic() + 120
-        while "started" not in tagged.output() and "titled" not in tagged.output():
-            assert proc.poll() is None, tagged.output()
-            assert time.monotonic() < deadline, "the flow never got going"
-            time.sleep(0.1)
-        time.sleep(1)  # let the helpers settle (a re-forking chain, a retitled helper)
+        wait_for(tagged.tag, "step start", proc)
+        time.sleep(3)  # let the step start its helpers (a re-forking chain, a retitled helper)
         assert tagged.census.count(), "nothing to kill: the scenario did not start"
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
@@ -531,6 +527,70 @@ def test_leak_guard_reports_bare_runner_leftovers(tagged: Tagged) -> None:
     off.assert_outcomes(passed=1)
     for line in processes_with(tagged.tag):
         os.kill(int(line.split(":")[0]), signal.SIGKILL)
+
+
+WRITER_FLOW = """
+import os, uuid
+from metaflow import FlowSpec, step
+
+class WriterFlow(FlowSpec):
+    @step
+    def start(self):
+        # what metaflow.S3 does in the cwd when its temp dir is not redirected
+        os.makedirs("metaflow.s3." + uuid.uuid4().hex[:8])
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+if __name__ == "__main__":
+    WriterFlow()
+"""
+
+
+def test_leak_guard_reports_metaflow_files_for_every_fixture(tagged: Tagged) -> None:
+    (tagged.pytester.path / tagged.tag / "writer.py").write_text(WRITER_FLOW)
+    tagged.flow_files.add("writer.py")
+    tagged.pytester.makepyfile(
+        f"""
+        import pytest
+
+        FLOW = "{tagged.flow('writer.py')}"
+        SOURCE = open(FLOW).read().split("if __name__")[0]
+
+        def test_runner(runner):
+            runner(FLOW).run()
+
+        def test_nbrunner(nbrunner):
+            nbrunner(SOURCE).nbrun()
+
+        @pytest.fixture(scope="session")
+        def shared(runner_factory):
+            return runner_factory(FLOW).run()
+
+        def test_session(shared):
+            assert shared.status == "successful"
+
+        def test_last():
+            pass
+        """
+    )
+    result = tagged.pytester.runpytest_subprocess("-p", "no:randomly")
+    result.assert_outcomes(passed=4, errors=3)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_runner*",
+            "*Metaflow file written outside the store: */metaflow.s3.*",
+            "*ERROR at teardown of test_nbrunner*",
+            "*Metaflow file written outside the store: */metaflow.s3.*",
+            "*ERROR at teardown of test_last*",
+            "*Metaflow file written outside the store: */metaflow.s3.*",
+        ]
+    )
+    for leftover in tagged.pytester.path.glob("metaflow.s3.*"):
+        leftover.rmdir()
+    assert tagged.leftovers() == []
 
 
 # -- concurrency --------------------------------------------------------------------
