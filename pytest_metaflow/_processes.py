@@ -180,6 +180,18 @@ def _environ_token(pid: int) -> Optional[str]:
         return None
 
 
+def _group_exists(pgid: int) -> bool:
+    """Whether any process is in group ``pgid``: atomic, unlike a scan of the table
+    (a chain that forks every few ms is never caught whole by a scan)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, not ours to signal
+        return True
+    return True
+
+
 def _owned(value: Optional[str], tokens: Iterable[str]) -> bool:
     return value is not None and any(value == t or value.startswith(t + "/") for t in tokens)
 
@@ -244,6 +256,9 @@ class _Registry:
         self.groups: Dict[int, _Group] = {}
         self.seen: Dict[Tuple[int, float], str] = {}  # (pid, start) -> token
         self.killed: Set[Tuple[int, float]] = set()
+        # Groups that processes of ours created (setsid) outside their run's group:
+        # exited members adopted by the subreaper are reaped by this.
+        self.adopted: Dict[int, str] = {}
         self._tracker: Optional[threading.Thread] = None
 
     def add_group(self, token: str, leader: int, start: Optional[float] = None) -> Optional[_Group]:
@@ -263,6 +278,8 @@ class _Registry:
                 self.groups.pop(leader, None)
             for key in [k for k, t in self.seen.items() if _owned(t, tokens)]:
                 self.seen.pop(key, None)
+            for pgid in [g for g, t in self.adopted.items() if _owned(t, tokens)]:
+                self.adopted.pop(pgid, None)
 
     def groups_of(self, tokens: List[str]) -> List[_Group]:
         with self.lock:
@@ -281,7 +298,7 @@ class _Registry:
                 members = [p for p in table.values() if p.pgid == group.leader]
                 # A group id stays reserved while any member (even a zombie) exists:
                 # only then is a process in that group surely ours.
-                if not leader_alive and not members:
+                if not leader_alive and not members and not _group_exists(group.leader):
                     del self.groups[group.leader]
                     continue
                 seeds = [p.pid for p in members if not p.zombie] + ([group.leader] if leader_alive else [])
@@ -289,6 +306,22 @@ class _Registry:
                     proc = table[pid]
                     if not proc.zombie:
                         self.seen.setdefault((pid, proc.start), group.token)
+            own = table.get(os.getpid())
+            if _SUBREAPER and self.groups:
+                # Orphans the subreaper adopted from a group they left (setsid): known by token.
+                tokens = [g.token for g in self.groups.values()]
+                for proc in table.values():
+                    if proc.ppid == os.getpid() and not proc.zombie and proc.pid not in self.groups:
+                        value = _environ_token(proc.pid)
+                        if _owned(value, tokens):
+                            self.seen.setdefault((proc.pid, proc.start), value or "")
+            for (pid, start), token in self.seen.items():
+                found = table.get(pid)
+                if found is not None and found.pgid not in self.groups and (own is None or found.pgid != own.pgid):
+                    self.adopted.setdefault(found.pgid, token)
+            in_use = {p.pgid for p in table.values()}
+            for pgid in [g for g in self.adopted if g not in in_use and not _group_exists(g)]:
+                del self.adopted[pgid]  # its id may be reused from now on
             for key in [k for k in self.seen if k[0] not in table or table[k[0]].start != k[1]]:
                 del self.seen[key]
             self.killed = {k for k in self.killed if k[0] in table and table[k[0]].start == k[1]}
@@ -304,7 +337,7 @@ class _Registry:
         while True:
             time.sleep(_TRACK_EVERY)
             with self.lock:
-                idle = not self.groups and not self.seen
+                idle = not self.groups and not self.seen and not self.adopted
             if idle:
                 continue
             try:
@@ -346,10 +379,11 @@ def reap(table: Optional[Dict[int, Proc]] = None) -> None:
     table = _table() if table is None else table
     me = os.getpid()
     with _REGISTRY.lock:
-        groups = set(_REGISTRY.groups)
+        roots = set(_REGISTRY.groups)
+        groups = roots | set(_REGISTRY.adopted)
         ours = set(_REGISTRY.seen) | _REGISTRY.killed
     for proc in table.values():
-        if proc.ppid != me or not proc.zombie or proc.pid in groups:
+        if proc.ppid != me or not proc.zombie or proc.pid in roots:
             continue
         if proc.pgid in groups or (proc.pid, proc.start) in ours:
             try:
@@ -412,9 +446,11 @@ def _targets(tokens: List[str], table: Dict[int, Proc]) -> Tuple[List[int], Set[
         if leader is not None and leader.start == group.start:
             seeds.add(group.leader)
         members = [p for p in table.values() if p.pgid == group.leader]
-        if members or group.leader in seeds:
+        if members or group.leader in seeds or _group_exists(group.leader):
             groups.append(group.leader)
             seeds.update(p.pid for p in members if not p.zombie)
+    with _REGISTRY.lock:
+        groups += [g for g, t in _REGISTRY.adopted.items() if _owned(t, tokens) and _group_exists(g)]
     for pid, start in _REGISTRY.seen_of(tokens):
         if pid in table and table[pid].start == start:
             seeds.add(pid)
@@ -464,7 +500,8 @@ def kill_processes(tokens: Iterable[str], timeout: float = 30.0) -> List[int]:
         table = _table()
         _REGISTRY.update(table)
         groups, pids = _targets(tokens, table)
-        if not pids or time.monotonic() > deadline:
+        groups = [g for g in groups if _group_exists(g)]
+        if (not pids and not groups) or time.monotonic() > deadline:
             break
         for pgid in groups:
             try:
@@ -480,7 +517,9 @@ def kill_processes(tokens: Iterable[str], timeout: float = 30.0) -> List[int]:
             except OSError:
                 pass
         time.sleep(0.01)
-    reap()
+    for _ in range(3):  # the last ones killed may take a moment to exit
+        reap()
+        time.sleep(0.02)
     return killed
 
 

@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -64,10 +65,38 @@ class Census:
 
     def __init__(self, tag: str, monkeypatch: pytest.MonkeyPatch) -> None:
         self.tag = tag
-        if ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) != 0:  # PR_SET_CHILD_SUBREAPER
+        libc = ctypes.CDLL(None, use_errno=True)
+        was = ctypes.c_int(0)
+        libc.prctl(37, ctypes.byref(was), 0, 0, 0)  # PR_GET_CHILD_SUBREAPER
+        self._was_subreaper = was.value
+        if libc.prctl(36, 1, 0, 0, 0) != 0:  # PR_SET_CHILD_SUBREAPER
             pytest.skip("needs a Linux child subreaper to count leftovers by descent")
         monkeypatch.setenv(MARKER, tag)
         self.before = self._descendants(_proc_table())
+        self._protected: Set[int] = set()  # the inner pytest sessions: their Popen reaps them
+        self._stop = threading.Event()
+        # Orphans of the inner session come here while it runs (a re-forking chain makes
+        # hundreds a second): collect the exited ones as they come.
+        self._thread = threading.Thread(target=self._reaper, daemon=True)
+        self._thread.start()
+
+    def _children(self) -> Dict[int, "_processes.Proc"]:
+        found = {}
+        for task in os.listdir("/proc/self/task"):
+            for pid in (_processes.read_proc(int(os.getpid()), f"task/{task}/children") or b"").split():
+                proc = _processes._parse_stat(int(pid), _processes.read_proc(int(pid), "stat"))
+                if proc is not None:
+                    found[proc.pid] = proc
+        return found
+
+    def _reaper(self) -> None:
+        while not self._stop.wait(0.1):
+            self._reap(self._children())
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        ctypes.CDLL(None).prctl(36, self._was_subreaper, 0, 0, 0)
 
     def _descendants(self, table: Dict[int, "_processes.Proc"]) -> Set[Tuple[int, float]]:
         return {(p, table[p].start) for p in _processes._descendants(table, [os.getpid()]) if p != os.getpid()}
@@ -75,7 +104,9 @@ class Census:
     def _reap(self, table: Dict[int, "_processes.Proc"]) -> None:
         # Orphans re-parented to this process: collect the exited ones.
         for proc in table.values():
-            if proc.ppid == os.getpid() and proc.zombie and (proc.pid, proc.start) not in self.before:
+            if proc.ppid == os.getpid() and not proc.zombie and b"pytest" in (_processes.read_proc(proc.pid, "cmdline") or b""):
+                self._protected.add(proc.pid)
+            if proc.ppid == os.getpid() and proc.zombie and (proc.pid, proc.start) not in self.before and proc.pid not in self._protected:
                 try:
                     os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG)
                 except ChildProcessError:
@@ -175,6 +206,7 @@ def tagged(flow_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> "
     tagged = Tagged(flow_pytester, monkeypatch)
     yield tagged
     tagged.census.kill_leftovers()
+    tagged.census.close()
 
 
 # -- run timeout ----------------------------------------------------------------
@@ -458,23 +490,34 @@ def test_kill_stops_a_reforking_chain_and_loops_until_nothing_is_left(tmp_path: 
     code = """
 import os, subprocess, sys, time
 from pytest_metaflow import _processes
-chain = "import os, time\\nwhile True:\\n    time.sleep(0.003)\\n    if os.fork():\\n        os._exit(0)\\n"
+chain = "import os, time\\nwhile True:\\n    time.sleep(0.01)\\n    if os.fork():\\n        os._exit(0)\\n"
+_processes.enable_subreaper()  # reaps the chain's exited members (and nobody else has to)
 token = _processes.new_token()
 root = subprocess.Popen(_processes.in_new_session([sys.executable, "-c", "import subprocess, sys, time; "
-    "subprocess.Popen([sys.executable, '-c', sys.argv[1], 'chain'], env={}); "
-    "subprocess.Popen([sys.executable, '-c', sys.argv[1], 'session'], start_new_session=True); time.sleep(600)", chain]),
+    "subprocess.Popen([sys.executable, '-c', sys.argv[1], 'chain', sys.argv[2]], env={}); "
+    "subprocess.Popen([sys.executable, '-c', sys.argv[1], 'session', sys.argv[2]], start_new_session=True); "
+    "time.sleep(600)", chain, os.getcwd()]),
     env=dict(os.environ, PYTEST_METAFLOW_TOKEN=token + "/1"))
 _processes.register_run(token, root.pid)
 time.sleep(2)
-assert len(_processes.find_processes([token])) >= 2
+chains = set()
+for _ in range(100):  # a scan catches a member of a fast chain only now and then
+    chains.update(line.split(" ")[-2] for line in _processes.processes_with(os.getcwd()) if "os.fork" in line)
+assert chains == {"chain", "session"}, chains
 killed = _processes.kill_processes([token])
 root.wait()
 time.sleep(1)
 print("left", _processes.find_processes([token]), "killed", len(killed))
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    # Output to files, not pipes: a chain that survived would hold a pipe open forever.
+    with open(tmp_path / "out", "w") as out_file, open(tmp_path / "err", "w") as err_file:
+        proc = subprocess.run([sys.executable, "-c", code], stdout=out_file, stderr=err_file, timeout=120, cwd=tmp_path)
+    out = subprocess.CompletedProcess(proc.args, proc.returncode, (tmp_path / "out").read_text(), (tmp_path / "err").read_text())
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("left [] killed"), out.stdout
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:  # by command line, independent of the kill's own bookkeeping
+        assert [p for p in processes_with(str(tmp_path)) if "os.fork" in p] == []
 
 
 def test_backend_switch_and_report_header(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,12 +5,12 @@ import time
 
 from metaflow import FlowSpec, Parameter, step
 
-# Forks a child and exits, every few milliseconds, forever: at any instant the
+# Forks a child and exits, every 10 milliseconds, forever: at any instant the
 # process alive is a new one, whose parent is already gone.
 CHAIN = """
 import os, time
 while True:
-    time.sleep(0.003)
+    time.sleep(0.01)
     if os.fork():
         os._exit(0)
 """
