@@ -100,10 +100,14 @@ class Proc(NamedTuple):
 
 
 def other_pids() -> List[int]:
-    """Pids of every process but this one (none where there is no ``/proc``)."""
+    """Pids of every process but this one, newest first (none where there is no ``/proc``).
+
+    Newest first: a process that lives a few milliseconds (a fork chain's member)
+    is read right after the listing, before it is gone.
+    """
     me = os.getpid()
     names = os.listdir("/proc") if os.path.isdir("/proc") else []
-    return [int(n) for n in names if n.isdigit() and int(n) != me]
+    return sorted((int(n) for n in names if n.isdigit() and int(n) != me), reverse=True)
 
 
 def read_proc(pid: int, name: str) -> Optional[bytes]:
@@ -476,6 +480,30 @@ def _targets(tokens: List[str], table: Dict[int, Proc]) -> Tuple[List[int], Set[
     return [g for g in groups if g != own_pgid and g > 1], live
 
 
+def _sweep(tokens: List[str]) -> None:
+    """Kill token holders on sight, with the group of any in a session of its own.
+
+    A fork chain's member lives milliseconds: by the time a full table is built
+    it is gone and its child not yet listed. Killing its group the moment its
+    token is read stops the whole chain.
+    """
+    me = os.getpid()
+    own_sid = os.getsid(0)
+    pids = other_pids() if backend() == "linux" else sorted(_table(), reverse=True)
+    for pid in pids:
+        if pid == me or not _owned(_environ_token(pid), tokens):
+            continue
+        try:
+            if os.getsid(pid) != own_sid:
+                os.killpg(os.getpgid(pid), signal.SIGKILL)
+        except OSError:  # gone, or getsid refused (another session, on some systems)
+            pass
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
 def find_processes(tokens: Iterable[str]) -> List[int]:
     """Live pids of the runs of ``tokens`` (or extending one, ``token/n``): by group, descent and token."""
     tokens = list(tokens)
@@ -497,6 +525,7 @@ def kill_processes(tokens: Iterable[str], timeout: float = 30.0) -> List[int]:
         return killed
     deadline = time.monotonic() + timeout
     while True:
+        _sweep(tokens)
         table = _table()
         _REGISTRY.update(table)
         groups, pids = _targets(tokens, table)
