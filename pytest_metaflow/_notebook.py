@@ -380,9 +380,11 @@ def read_notebook(path: Path) -> "nbformat.NotebookNode":
 
     try:
         return nbformat.read(path, as_version=4)
-    except (ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as e:
+    except OSError:
+        raise
+    except Exception as e:
         # nbformat's NotJSONError is a ValueError; a JSON file that is no notebook
-        # fails in its converters with KeyError/TypeError/AttributeError.
+        # fails in its converters with jsonschema's ValidationError, KeyError, TypeError...
         reason = str(e).splitlines()[0] if str(e).strip() else type(e).__name__
         if type(e).__name__ == "NotJSONError":
             reason = "not JSON"

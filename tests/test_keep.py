@@ -136,17 +136,18 @@ def test_a_long_session_keeps_its_stores_while_shorter_ones_prune(flow_pytester:
             runner("hello.py").run()
         """,
     )
-    long = flow_pytester.popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--metaflow-keep=all", "test_long.py"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
+    # No --basetemp (unlike runpytest_subprocess): every session gets a numbered
+    # base temp dir under the shared temp root, as sessions started by hand do.
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--metaflow-keep=all"]
+    long = subprocess.Popen([*command, "test_long.py"], cwd=flow_pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 120
         while not list((flow_pytester.path / "temproot").glob("pytest-of-*/metaflow-kept/pytest-*/*test_long*/.metaflow/HelloFlow")):
             assert long.poll() is None and time.monotonic() < deadline, "the long session never ran its flow"
             time.sleep(0.2)
         for _ in range(3):
-            flow_pytester.runpytest_subprocess("--metaflow-keep=all", "test_short.py").assert_outcomes(passed=1)
+            short = subprocess.run([*command, "test_short.py"], cwd=flow_pytester.path, capture_output=True, text=True, timeout=300)
+            assert short.returncode == 0, short.stdout
         release.write_text("")
         out, _ = long.communicate(timeout=300)
     finally:
@@ -154,3 +155,5 @@ def test_a_long_session_keeps_its_stores_while_shorter_ones_prune(flow_pytester:
             long.kill()
             long.wait()
     assert long.returncode == 0, out.decode(errors="replace")
+    sessions = sorted(p.name for p in (flow_pytester.path / "temproot").glob("pytest-of-*/metaflow-kept/pytest-*"))
+    assert len(sessions) == 3, sessions  # the shorter sessions did prune: all but the long one and the newest 2
