@@ -156,4 +156,5 @@ def test_a_long_session_keeps_its_stores_while_shorter_ones_prune(flow_pytester:
             long.wait()
     assert long.returncode == 0, out.decode(errors="replace")
     sessions = sorted(p.name for p in (flow_pytester.path / "temproot").glob("pytest-of-*/metaflow-kept/pytest-*"))
-    assert len(sessions) == 3, sessions  # the shorter sessions did prune: all but the long one and the newest 2
+    # The third short session pruned all but the newest 2 others: the long one (pytest-0) was live and stays.
+    assert sessions == ["pytest-0", "pytest-1", "pytest-2", "pytest-3"], sessions

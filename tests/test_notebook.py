@@ -249,14 +249,14 @@ NBRunner(SleepyFlow, pylint=False).nbrun()""",
     nb_pytester.makepyfile(
         """
         def test_slow(run_notebook):
-            run_notebook("slow.ipynb", timeout=10)
+            run_notebook("slow.ipynb", timeout=60)  # generous: the task must start first
         """
     )
     result = nb_pytester.runpytest_subprocess()
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*NotebookTimeoutError: cell 0 of */slow.ipynb did not finish within run_notebook(timeout=10) s;*killed",
+            "*NotebookTimeoutError: cell 0 of */slow.ipynb did not finish within run_notebook(timeout=60) s;*killed",
             "*---- cell 0 source ----",
             "*NBRunner(SleepyFlow, pylint=False).nbrun()",
         ]
