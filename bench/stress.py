@@ -125,7 +125,7 @@ def test_concurrent(runner, request, i):
     assert [r.status for r in results] == ["successful"] * 3
     own_runs_only(results)
 
-@pytest.mark.metaflow(timeout=2)
+@pytest.mark.metaflow(timeout=10)
 @pytest.mark.parametrize("i", range({run_timeout}))
 def test_run_timeout(runner, request, i):
     with pytest.raises(RunTimeoutError, match="step 'start' was running"):
@@ -150,7 +150,7 @@ def test_notebook(run_notebook, request, i):
 def notebook_cells(seconds: int) -> List[str]:
     """NBRunner runs the flow class of the cell it is called from: the flow's source is the cell."""
     flow = HELPER_FLOW.split("if __name__")[0]
-    return [flow + f"\\nfrom metaflow import NBRunner\\nrun = NBRunner(StressFlow, pylint=False).nbrun(seconds={seconds})",
+    return [flow + f"\nfrom metaflow import NBRunner\nrun = NBRunner(StressFlow, pylint=False).nbrun(seconds={seconds})",
             "print('successful', run.successful)"]
 
 
