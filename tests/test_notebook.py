@@ -262,8 +262,8 @@ NBRunner(SleepyFlow, pylint=False).nbrun()""",
         ]
     )
     result.stdout.no_fnmatch_line("*_queue.Empty*")
-    result.stdout.no_fnmatch_line("*nbclient*")
-    assert len(result.outlines) < 80, result.outlines
+    result.stdout.no_fnmatch_line("*nbclient/client.py*")  # none of nbclient's frames
+    result.stdout.no_fnmatch_line("*CellTimeoutError*")
     roles = {int(p.name): p.read_text() for p in pids.iterdir()}
     assert sorted(roles.values()) == ["kernel", "task"]
     for pid in roles:
