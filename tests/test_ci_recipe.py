@@ -26,7 +26,7 @@ DOC = ROOT / "docs" / "ci.md"
 GITHUB = ROOT / "docs" / "examples" / "github-workflow.yml"
 GITLAB = ROOT / "docs" / "examples" / "gitlab-ci.yml"
 
-FLOW = '''\
+FLOW = """\
 from metaflow import FlowSpec, Parameter, step
 
 
@@ -47,9 +47,9 @@ class HelloFlow(FlowSpec):
 
 if __name__ == "__main__":
     HelloFlow()
-'''
+"""
 
-TESTS = '''\
+TESTS = """\
 from pytest_metaflow import assert_artifacts, assert_run_succeeded
 
 
@@ -62,7 +62,7 @@ def test_total(runner):
 def test_wrong_total(runner):  # fails on purpose: its store is kept and uploaded
     result = runner("flows/hello_flow.py").run(n=2)
     assert_artifacts(result, total=999)
-'''
+"""
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -100,8 +100,15 @@ def test_github_workflow_is_complete() -> None:
     for package in ("pytest-metaflow", "pytest-xdist", "pytest-cov"):
         assert package in install["run"].split()
     command = _one_line(_github_test_step(workflow)["run"])
-    for option in ("-n auto", "--dist loadfile", "--basetemp=build/pytest", "--metaflow-keep=failed",
-                   "--metaflow-timeout=", "--junitxml=build/junit.xml", "--cov=flows"):
+    for option in (
+        "-n auto",
+        "--dist loadfile",
+        "--basetemp=build/pytest",
+        "--metaflow-keep=failed",
+        "--metaflow-timeout=",
+        "--junitxml=build/junit.xml",
+        "--cov=flows",
+    ):
         assert option in command, option
     upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact@"))
     # Uploaded also (above all) when the tests failed.
@@ -129,11 +136,13 @@ def flow_repo(tmp_path: Path) -> Path:
     (repo / "flows" / "hello_flow.py").write_text(FLOW)
     (repo / "tests" / "test_hello.py").write_text(TESTS)
     (repo / "requirements.txt").write_text("# the flows' own dependencies\n")
-    (repo / "pytest.ini").write_text(textwrap.dedent("""\
+    (repo / "pytest.ini").write_text(
+        textwrap.dedent("""\
         [pytest]
         testpaths = tests
         asyncio_default_fixture_loop_scope = function
-        """))
+        """)
+    )
     return repo
 
 
@@ -143,16 +152,21 @@ def test_workflow_command_runs_on_a_flow_repo(flow_repo: Path) -> None:
     command = step["run"]
     assert "${{" not in command, "the test command must run outside GitHub as it is"
     env = {
-        k: v for k, v in os.environ.items()
+        k: v
+        for k, v in os.environ.items()
         if not k.startswith(("PYTEST_", "COV_CORE_", "COVERAGE_")) and k not in ("USER", "USERNAME")
     }
     # As on a CI runner: CI set, no USER; `python` is this interpreter. `-n auto` stays in the
     # command; this machine's rule (at most 2 workers) is set through xdist's own variable.
-    env.update(CI="true", PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-               PYTEST_XDIST_AUTO_NUM_WORKERS="2")
+    env.update(
+        CI="true",
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+        PYTEST_XDIST_AUTO_NUM_WORKERS="2",
+    )
     # GitHub runs `run:` with `bash -e {0}`.
-    proc = subprocess.run(["bash", "-e", "-c", command], cwd=flow_repo, env=env,
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        ["bash", "-e", "-c", command], cwd=flow_repo, env=env, capture_output=True, text=True, timeout=900
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out[-4000:]  # one test fails on purpose
     assert re.search(r"1 failed, 1 passed", proc.stdout), out[-4000:]

@@ -31,20 +31,36 @@ PYPROJECT = ROOT / "pyproject.toml"
 # Source files a release leaves out: CI scripts and git's own files.
 NOT_SHIPPED = re.compile(r"^(\.ci/|\.git)")
 # What a walk of a tree without git skips (a dev's or a build's leftovers).
-SKIP_DIRS = {".git", ".venv", "venv", "__pycache__", "build", "dist", ".pytest_cache",
-             ".mypy_cache", ".ruff_cache", ".ipynb_checkpoints"}
+SKIP_DIRS = {
+    ".git",
+    ".venv",
+    "venv",
+    "__pycache__",
+    "build",
+    "dist",
+    ".pytest_cache",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".ipynb_checkpoints",
+}
 # Files setuptools writes into every sdist.
 SDIST_GENERATED = {"PKG-INFO", "setup.cfg"} | {
     f"pytest_metaflow.egg-info/{name}"
-    for name in ("PKG-INFO", "SOURCES.txt", "dependency_links.txt", "entry_points.txt",
-                 "requires.txt", "top_level.txt")
+    for name in ("PKG-INFO", "SOURCES.txt", "dependency_links.txt", "entry_points.txt", "requires.txt", "top_level.txt")
 }
 WHEEL_METADATA = {"METADATA", "WHEEL", "RECORD", "entry_points.txt", "top_level.txt", "licenses/LICENSE"}
 # The sdist must hold what its tests need; checked by name too, in case the tree itself lost them.
 SDIST_MUST_HOLD = {
-    "LICENSE", "README.md", "CHANGELOG.md", "pyproject.toml", "pytest_metaflow/py.typed",
-    "tests/conftest.py", "tests/flows/hello.py", "sample_flows/data/temperatures.csv",
-    "docs/ci.md", "docs/examples/github-workflow.yml",
+    "LICENSE",
+    "README.md",
+    "CHANGELOG.md",
+    "pyproject.toml",
+    "pytest_metaflow/py.typed",
+    "tests/conftest.py",
+    "tests/flows/hello.py",
+    "sample_flows/data/temperatures.csv",
+    "docs/ci.md",
+    "docs/examples/github-workflow.yml",
 }
 
 
@@ -53,7 +69,10 @@ def _source_files() -> set[str]:
     if (ROOT / ".git").exists() and shutil.which("git"):
         out = subprocess.run(
             ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-            cwd=ROOT, check=True, capture_output=True, text=True,
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
         # A file deleted but not yet staged is still listed by --cached.
         return {f for f in out.split("\0") if f and (ROOT / f).is_file()}
@@ -98,7 +117,9 @@ def dists(tmp_path_factory: pytest.TempPathFactory, source_files: set[str]) -> d
     out = tmp_path_factory.mktemp("dist")
     proc = subprocess.run(
         [sys.executable, "-m", "build", "--outdir", str(out), str(tree)],
-        capture_output=True, text=True, timeout=900,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert proc.returncode == 0, f"python -m build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     (sdist,) = out.glob("*.tar.gz")
@@ -162,7 +183,9 @@ def test_wheel_holds_exactly_the_package(dists: dict[str, Path], source_files: s
 def test_twine_check_strict(dists: dict[str, Path]) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "twine", "check", "--strict", str(dists["sdist"]), str(dists["wheel"])],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("PASSED") == 2, proc.stdout
@@ -219,15 +242,31 @@ def test_sdist_tests_run(dists: dict[str, Path], tmp_path: Path) -> None:
     env.pop("PYTEST_ADDOPTS", None)
     collect = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q", "tests", "sample_flows"],
-        cwd=tree, env=env, capture_output=True, text=True, timeout=600,
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert collect.returncode == 0, collect.stdout[-4000:] + collect.stderr[-2000:]
     assert re.search(r"^\d+ tests collected", collect.stdout, re.M), collect.stdout[-2000:]
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
-         # conftest.py + tests/flows/ (pytester), and a sample flow reading its shipped data file.
-         "tests/test_runner.py::test_run_and_helpers_pass", "sample_flows/test_include_flow.py"],
-        cwd=tree, env=env, capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            # conftest.py + tests/flows/ (pytester), and a sample flow reading its shipped data file.
+            "tests/test_runner.py::test_run_and_helpers_pass",
+            "sample_flows/test_include_flow.py",
+        ],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     assert re.search(r"\b\d+ passed\b", run.stdout) and " failed" not in run.stdout, run.stdout[-2000:]
