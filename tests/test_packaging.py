@@ -28,8 +28,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = ROOT / "pyproject.toml"
 
-# Source files a release leaves out: CI scripts and git's own files.
-NOT_SHIPPED = re.compile(r"^(\.ci/|\.git)")
+# Source files a release leaves out: git's own files.
+NOT_SHIPPED = re.compile(r"^\.git")
 # What a walk of a tree without git skips (a dev's or a build's leftovers).
 SKIP_DIRS = {
     ".git",
@@ -78,7 +78,7 @@ def _source_files() -> set[str]:
         return {f for f in out.split("\0") if f and (ROOT / f).is_file()}
     files = set()
     for dirpath, dirnames, filenames in os.walk(ROOT):
-        dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS and not d.endswith(".egg-info")]
+        dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS and not d.endswith(".egg-info") and d[:5] != ".venv"]
         for name in filenames:
             rel = (Path(dirpath) / name).relative_to(ROOT).as_posix()
             if rel in SDIST_GENERATED or name.endswith((".pyc", ".pyo")) or name.startswith(".coverage"):
