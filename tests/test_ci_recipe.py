@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -188,6 +189,25 @@ def test_workflow_command_runs_on_a_flow_repo(flow_repo: Path) -> None:
     kept = list((flow_repo / "build" / "pytest" / "metaflow-kept").iterdir())
     assert len(kept) == 1 and "test_wrong_total" in kept[0].name, kept
     assert "store kept in" in proc.stdout
+
+    # docs/ci.md's way in after downloading the artifact elsewhere: the store goes back at its
+    # path through a symlink, then the report's snippet reads the run.
+    downloaded = flow_repo.parent / "downloaded"
+    shutil.move(str(kept[0].parent), str(downloaded))
+    kept[0].parent.symlink_to(downloaded, target_is_directory=True)
+    found = re.search(r"open it with the Metaflow client:\n\n((?: {4}.*\n)+)", proc.stdout)
+    assert found, proc.stdout[-3000:]
+    snippet = textwrap.dedent(found.group(1))
+    assert 'run = Run("HelloFlow/' in snippet, snippet
+    client = subprocess.run(
+        [sys.executable, "-c", snippet + "\nprint(run.data.total, run['start'].task.data.squares)"],
+        cwd=flow_repo.parent,
+        env={**env, "METAFLOW_USER": "dev", "METAFLOW_HOME": str(flow_repo.parent)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert client.returncode == 0 and client.stdout.split("\n")[-2] == "1 [0, 1]", client.stdout + client.stderr
 
     # Coverage of step code: the line that only a task process runs was measured.
     lines = FLOW.splitlines()
