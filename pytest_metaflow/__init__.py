@@ -14,12 +14,14 @@ from .assertions import (
     assert_run_failed,
     assert_run_succeeded,
 )
+from .cards import card_components, card_data
 from .errors import (
     FlowFileNotFoundError,
     FlowStartError,
     InvalidFlowError,
     NotebookCellError,
     PytestMetaflowError,
+    PytestMetaflowWarning,
     RunTimeoutError,
 )
 from .fixtures import NBRunnerFixture, NotebookFixture, RunnerFixture
@@ -33,11 +35,14 @@ __all__ = [
     "assert_log_not_contains",
     "assert_run_failed",
     "assert_run_succeeded",
+    "card_components",
+    "card_data",
     "FlowFileNotFoundError",
     "FlowStartError",
     "InvalidFlowError",
     "NotebookCellError",
     "PytestMetaflowError",
+    "PytestMetaflowWarning",
     "RunTimeoutError",
     "NBRunnerFixture",
     "NotebookFixture",

@@ -18,11 +18,15 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-import metaflow
-from metaflow.exception import MetaflowException
-from metaflow.runner import click_api
+from . import _store
 
-from . import _flowfile, _processes, _spin, _store, reporting
+_store.import_metaflow()  # before any other metaflow import: its import-time warnings are not the test's
+
+import metaflow  # noqa: E402
+from metaflow.exception import MetaflowException  # noqa: E402
+from metaflow.runner import click_api  # noqa: E402
+
+from . import _flowfile, _processes, _spin, reporting  # noqa: E402
 from .errors import FlowStartError, InvalidFlowError, RunTimeoutError
 
 _TRACEBACK = "Traceback (most recent call last):"
@@ -110,9 +114,30 @@ def _start_error(flow_file: str, error: RuntimeError, command_obj: Any = None, w
         head = f"Metaflow could not start the run of {flow_file}:"
     reason = _reason(stderr, stdout) or "    (no output: did the flow file get stuck at import, in the Metaflow process?)"
     message = "\n".join(
-        [head, reason, "(full logs: the exception's .stdout and .stderr; command: %s)" % command]
+        [head, reason, *_hints(reason), "(full logs: the exception's .stdout and .stderr; command: %s)" % command]
     )
     return FlowStartError(message, command=command, stdout=stdout, stderr=stderr)
+
+
+_REMOTE_REFUSED = re.compile(r"@(kubernetes|batch)\b.* decorator requires --datastore")
+_ENVIRONMENT_REFUSED = re.compile(r"@(conda|pypi)(_base)?\b.* decorator requires --environment")
+
+
+def _hints(reason: str) -> List[str]:
+    """What the user can do about a start failure the plugin recognizes."""
+    if _REMOTE_REFUSED.search(reason):
+        return [
+            "hint: --metaflow-remote=local (or runner(..., remote=\"local\")) runs @kubernetes/@batch "
+            "steps locally in tests; remote=\"keep\" needs your S3 datastore and cluster (--metaflow-use-config)"
+        ]
+    if _ENVIRONMENT_REFUSED.search(reason):
+        return [
+            "hint: @conda/@pypi steps need runner(..., environment=\"conda\") (or \"pypi\"), a micromamba "
+            "binary (on PATH, METAFLOW_PATH_TO_MICROMAMBA, or ~/.metaflowconfig/micromamba, else Metaflow "
+            "downloads it) and access to the package index; environments are cached in micromamba's root "
+            "prefix and shared by all tests"
+        ]
+    return []
 
 
 @contextlib.contextmanager
@@ -245,6 +270,48 @@ class _Call:
         return RunTimeoutError("\n".join(parts), result)
 
 
+_NOT_PERSISTED = (
+    "spin() was called without persist=True, so the spun task {pathspec} keeps no artifacts; "
+    "pass persist=True to read {what}"
+)
+
+
+class _NoArtifacts:
+    """``task.data`` of a task spun without ``persist=True``: says how to get artifacts."""
+
+    def __init__(self, task: Any, data: Any) -> None:
+        self._task = task
+        self._data = data
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return getattr(self._data, name)
+        except AttributeError:
+            raise AttributeError(_NOT_PERSISTED.format(pathspec=self._task.pathspec, what=f"'{name}'")) from None
+
+
+class _UnpersistedTask(metaflow.Task):  # type: ignore[misc]
+    """A ``metaflow.Task`` spun without ``persist=True``: reading an artifact says to pass it."""
+
+    def __getitem__(self, name: str) -> Any:
+        try:
+            return super().__getitem__(name)
+        except KeyError:
+            raise KeyError(_NOT_PERSISTED.format(pathspec=self.pathspec, what=f"artifact '{name}'")) from None
+
+    @property
+    def data(self) -> Any:
+        return _NoArtifacts(self, super().data)
+
+
+def _spin_result(result: Any, kwargs: Dict[str, Any]) -> Any:
+    task = getattr(result, "task", None)
+    if not kwargs.get("persist") and type(task) is metaflow.Task:
+        task.__class__ = _UnpersistedTask
+        setattr(task, "spun_without_persist", True)  # for helpers that list artifacts
+    return result
+
+
 class FixtureRunner(metaflow.Runner):
     """A ``metaflow.Runner`` bound to a hermetic store.
 
@@ -269,6 +336,7 @@ class FixtureRunner(metaflow.Runner):
         file_read_timeout: int = 3600,
         run_timeout: Optional[float] = None,
         watchdog: Optional[_processes.Watchdog] = None,
+        remote: str = "local",
         **kwargs: Any,
     ) -> None:
         with open(flow_file, encoding="utf-8") as f:
@@ -286,7 +354,10 @@ class FixtureRunner(metaflow.Runner):
         self._watchdog = watchdog
         self._calls: List[_Call] = []
         self.token = _processes.new_token()
-        full_env = {**store.env(profile=profile), **(env or {}), _processes.TOKEN_VAR: self.token}
+        store_env = store.env(profile=profile, remote=remote)
+        full_env = {**store_env, **(env or {}), _processes.TOKEN_VAR: self.token}
+        if env and "PYTHONPATH" in env and "PYTHONPATH" in store_env:
+            full_env["PYTHONPATH"] = _store.extension_pythonpath(env["PYTHONPATH"])  # the user's, plus the extension
         with _keep_sigint(), _keep_cwd(), _import_alarm(run_timeout, flow_file):
             try:
                 super().__init__(
@@ -384,6 +455,7 @@ class FixtureRunner(metaflow.Runner):
         return self._call(super().run, **kwargs)
 
     def resume(self, **kwargs: Any) -> Any:
+        self._origin_run_here(kwargs)
         return self._call(super().resume, **kwargs)
 
     def spin(self, pathspec: str, *, artifacts: Optional[Dict[str, Any]] = None, **kwargs: Any) -> Any:
@@ -397,33 +469,44 @@ class FixtureRunner(metaflow.Runner):
             Artifact name to value, overriding what the step reads from the
             original run (for a join step: input pathspec ``run_id/step/task_id``
             to such a dict). Written into a temporary artifacts module that is
-            passed as ``artifacts_module=`` and removed afterwards.
+            passed as ``artifacts_module=`` and removed afterwards; values that
+            are not small literals are pickled into a side file. A name the
+            step never reads (no ``self.<name>`` in it or the flow's helper
+            methods) gets a :class:`~pytest_metaflow.errors.PytestMetaflowWarning`.
         **kwargs : Any
             Passed to Metaflow's ``spin`` unchanged. Note ``persist=False`` is
             Metaflow's default: pass ``persist=True`` to read the spun task's
-            artifacts.
+            artifacts (reading one otherwise raises an error saying so).
         """
-        module = self._artifacts_module(artifacts, kwargs)
+        files = self._artifacts_module(pathspec, artifacts, kwargs)
         try:
             with self._original_run_store(pathspec):
-                return self._call(super().spin, pathspec, **kwargs)
+                result = self._call(super().spin, pathspec, **kwargs)
         finally:
-            if module is not None:
-                module.unlink(missing_ok=True)
+            for path in files:
+                path.unlink(missing_ok=True)
+        return _spin_result(result, kwargs)
 
     async def async_run(self, **kwargs: Any) -> Any:
         return await self._acall(super().async_run, **kwargs)
 
     async def async_resume(self, **kwargs: Any) -> Any:
+        self._origin_run_here(kwargs)
         return await self._acall(super().async_resume, **kwargs)
+
+    def _origin_run_here(self, kwargs: Dict[str, Any]) -> None:
+        """Resume reads the origin run from its own store: bring one made elsewhere into it."""
+        origin = kwargs.get("origin_run_id")
+        if origin is not None and not self._store.use_config:
+            _store.import_run(str(origin), self._store)
 
     async def async_spin(self, pathspec: str, *, artifacts: Optional[Dict[str, Any]] = None, **kwargs: Any) -> Any:
         """Like ``spin``, returning as soon as the task started; the artifacts module lives until ``cleanup()``."""
-        module = self._artifacts_module(artifacts, kwargs)
-        if module is not None:
-            self._spin_modules.append(module)  # the spin process reads it after we return
+        files = self._artifacts_module(pathspec, artifacts, kwargs)
+        self._spin_modules.extend(files)  # the spin process reads them after we return
         with self._original_run_store(pathspec):
-            return await self._acall(super().async_spin, pathspec, **kwargs)
+            result = await self._acall(super().async_spin, pathspec, **kwargs)
+        return _spin_result(result, kwargs)
 
     @contextlib.contextmanager
     def _original_run_store(self, pathspec: str) -> Iterator[None]:
@@ -445,14 +528,26 @@ class FixtureRunner(metaflow.Runner):
         finally:
             self.env_vars = {**self.env_vars, var: own}
 
-    def _artifacts_module(self, artifacts: Optional[Dict[str, Any]], kwargs: Dict[str, Any]) -> Optional[Path]:
+    def _artifacts_module(self, pathspec: str, artifacts: Optional[Dict[str, Any]], kwargs: Dict[str, Any]) -> List[Path]:
         if artifacts is None:
-            return None
+            return []
         if kwargs.get("artifacts_module") is not None:
             raise TypeError("spin() takes artifacts= or artifacts_module=, not both")
-        module = _spin.write_artifacts_module(artifacts, self._store.tmp, self.token)
+        # stacklevel: warn_unused < _artifacts_module < (async_)spin < the test
+        _spin.warn_unused(self._flow_class(), pathspec, artifacts, stacklevel=4)
+        module, files = _spin.write_artifacts_module(artifacts, self._store.tmp, self.token)
         kwargs["artifacts_module"] = str(module)
-        return module
+        return files
+
+    def _flow_class(self) -> Optional[type]:
+        """The flow class Metaflow loaded from the flow file (``None`` if not exactly one)."""
+        module = click_api.loaded_modules.get(self.flow_file)
+        found = [
+            v
+            for v in vars(module).values()
+            if isinstance(v, type) and issubclass(v, metaflow.FlowSpec) and v.__module__ == module.__name__
+        ] if module is not None else []
+        return found[0] if len(found) == 1 else None
 
     # -- teardown ---------------------------------------------------------------
 

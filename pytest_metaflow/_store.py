@@ -24,6 +24,7 @@ import queue
 import shutil
 import tempfile
 import threading
+import warnings
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
@@ -31,6 +32,15 @@ from . import _coverage
 from .errors import PytestMetaflowError
 
 FALLBACK_USER = "pytest"
+REMOTE_CHOICES = ("local", "keep")
+# A Metaflow extension put on the PYTHONPATH of flow processes only (never on pytest's sys.path).
+EXTENSION_DIR = str(Path(__file__).parent / "_mfext")
+
+
+def extension_pythonpath(pythonpath: Optional[str] = None) -> str:
+    """``PYTHONPATH`` with the plugin's Metaflow extension first (``pythonpath``: the one to extend)."""
+    rest = os.environ.get("PYTHONPATH", "") if pythonpath is None else pythonpath
+    return os.pathsep.join([EXTENSION_DIR] + [p for p in rest.split(os.pathsep) if p and p != EXTENSION_DIR])
 
 
 def resolve_user() -> Optional[str]:
@@ -77,11 +87,32 @@ class Store:
     def datastore_dir(self) -> str:
         return str(self.path / ".metaflow")
 
-    def env(self, *, profile: Optional[str] = None) -> Dict[str, str]:
-        """Environment for a run's process tree (added on top of ``os.environ``)."""
+    def env(self, *, profile: Optional[str] = None, remote: str = "local") -> Dict[str, str]:
+        """Environment for a run's process tree (added on top of ``os.environ``).
+
+        ``remote="local"`` runs ``@kubernetes``/``@batch`` steps locally (see ``_mfext``).
+        Every place a Metaflow process writes relative to the cwd or the home
+        directory is pointed into the store; docs/reliability.md lists them.
+        """
         env = {"TMPDIR": str(self.tmp), **_coverage.child_env()}
         if resolve_user() is None:
             env["METAFLOW_USER"] = FALLBACK_USER
+        if remote not in REMOTE_CHOICES:
+            raise ValueError(f"remote: expected one of {', '.join(REMOTE_CHOICES)}, got {remote!r}")
+        if remote == "local":
+            env["PYTEST_METAFLOW_REMOTE"] = "local"
+        if remote == "local" or not self.use_config:
+            # The extension runs @kubernetes/@batch steps locally when asked, and makes
+            # `card create` write under the datastore sysroot, where get_cards() reads
+            # (not under the cwd: Metaflow #2139).
+            env["PYTHONPATH"] = extension_pythonpath()
+            # ... and gives every process of the run /dev/null as stdin (a step calling
+            # input() would otherwise wait forever on the pipe Metaflow never closes).
+            env["PYTEST_METAFLOW_NO_STDIN"] = "1"
+            if "METAFLOW_EXTENSIONS_SEARCH_DIRS" in os.environ:
+                env["METAFLOW_EXTENSIONS_SEARCH_DIRS"] = os.pathsep.join(
+                    [os.environ["METAFLOW_EXTENSIONS_SEARCH_DIRS"], EXTENSION_DIR]
+                )
         if self.use_config:
             return env
         env.update(
@@ -90,7 +121,17 @@ class Store:
             METAFLOW_DATASTORE_SYSROOT_LOCAL=str(self.path),
             METAFLOW_DATASTORE_SYSROOT_SPIN=str(self.path),
             METAFLOW_CLIENT_CACHE_PATH=str(self.path / "client_cache"),
+            # metaflow.S3's temp dirs (metaflow.s3.*), default "." (the cwd)
+            METAFLOW_TEMPDIR=str(self.tmp),
+            # the Azure/GCS datastores' temp dirs, default the cwd
+            METAFLOW_ARTIFACT_LOCALROOT=str(self.tmp),
         )
+        if "METAFLOW_TOKEN_HOME" not in os.environ:
+            # @conda/@pypi find (or install) micromamba in $METAFLOW_TOKEN_HOME or
+            # $METAFLOW_HOME: keep using the user's one, shared by all tests, rather
+            # than the store's empty home (its environments live in micromamba's own
+            # root prefix, under the real $HOME, shared already).
+            env["METAFLOW_TOKEN_HOME"] = os.path.expanduser(os.environ.get("METAFLOW_HOME", "~/.metaflowconfig"))
         if profile is None:
             # An explicit profile= means the user wants their configuration.
             env.update(METAFLOW_HOME=str(self.home), METAFLOW_PROFILE="")
@@ -142,6 +183,26 @@ class Remover:
 
 # --- the client side -------------------------------------------------------
 
+
+def import_metaflow() -> Any:
+    """Import metaflow for the plugin, without letting its import-time warnings fail the test.
+
+    ``import metaflow`` loads all its plugins; with PyYAML installed its vendored
+    yaml imports the ``_yaml`` shim, which warns ``DeprecationWarning`` once per
+    process. That warning is Metaflow's, raised on the plugin's behalf (the first
+    fixture use imports metaflow): under ``filterwarnings = error`` it would
+    error every test. Once imported, later imports are free and warn nothing.
+    """
+    import sys
+
+    if "metaflow.plugins" in sys.modules:
+        return sys.modules["metaflow"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import metaflow
+
+        return metaflow
+
 _lock = threading.RLock()
 _providers: Optional[Tuple[Any, Any]] = None
 # Store paths the routed providers may read, the current test's store first.
@@ -188,10 +249,49 @@ def root_holding_run(pathspec: str) -> Optional[str]:
     return None
 
 
+def import_run(run_id: str, into: Store) -> Optional[str]:
+    """Make a run of another bound store (``runner_factory``'s, say) part of ``into``; return its flow.
+
+    ``resume`` reads its origin run from the datastore it writes to, so the
+    origin must be in the test's store. The run's directory and the flow's
+    content-addressed ``data`` are hard-linked (copied across filesystems):
+    cheap, and the session store is left as it was. ``None`` when no other
+    bound store holds ``run_id`` (or ``into`` already does).
+    """
+    own = os.path.join(into.datastore_dir, "*", glob.escape(str(run_id)))
+    if glob.glob(own):
+        return None
+    for root in list(_roots):
+        if os.path.realpath(root) == os.path.realpath(str(into.path)):
+            continue
+        for run_dir in glob.glob(os.path.join(glob.escape(root), ".metaflow", "*", glob.escape(str(run_id)))):
+            flow_dir = os.path.dirname(run_dir)
+            flow = os.path.basename(flow_dir)
+            target = os.path.join(into.datastore_dir, flow)
+            _link_tree(run_dir, os.path.join(target, str(run_id)))
+            if os.path.isdir(os.path.join(flow_dir, "data")):
+                _link_tree(os.path.join(flow_dir, "data"), os.path.join(target, "data"))
+            return flow
+    return None
+
+
+def _link_tree(src: str, dst: str) -> None:
+    def link(a: str, b: str) -> None:
+        if os.path.exists(b):
+            return
+        try:
+            os.link(a, b)
+        except OSError:  # another filesystem, or links not allowed
+            shutil.copy2(a, b)
+
+    shutil.copytree(src, dst, copy_function=link, dirs_exist_ok=True)
+
+
 def providers() -> Tuple[Any, Any]:
     """The routed local and spin metadata provider classes (made once per process)."""
     global _providers
     if _providers is None:
+        import_metaflow()
         from metaflow.plugins.metadata_providers.local import LocalMetadataProvider
         from metaflow.plugins.metadata_providers.spin import SpinMetadataProvider
 
@@ -210,6 +310,7 @@ def bind(result: Any) -> Any:
 
 
 def _client_state() -> Dict[Tuple[Any, str], Any]:
+    import_metaflow()
     from metaflow.client import core
     from metaflow.plugins.datastores.local_storage import LocalStorage
     from metaflow.plugins.datastores.spin_storage import SpinStorage
@@ -235,6 +336,7 @@ def client_bound_to(store: Store, *, current: bool) -> Iterator[None]:
     ``Flow(...).runs()`` read it. ``current=False`` (the session store) only makes
     its runs reachable, and is the current store while no test store is bound.
     """
+    import_metaflow()
     from metaflow.client import core
     from metaflow.client.filecache import FileCache
 

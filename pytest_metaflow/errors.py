@@ -52,3 +52,7 @@ class NotebookCellError(PytestMetaflowError, AssertionError):
         self.cell_index = cell_index
         self.source = source
         self.traceback = traceback
+
+
+class PytestMetaflowWarning(UserWarning):
+    """Something in a test is probably not what its author meant (e.g. a spin artifact the step never reads)."""

@@ -34,6 +34,18 @@ class Settings:
     durations: int = 5
     timeout: Optional[float] = None
     leak_guard: bool = True
+    # "local": @kubernetes/@batch steps run locally; "keep": left as they are.
+    # None: "local" with the hermetic store, "keep" with --metaflow-use-config.
+    remote: Optional[str] = None
+
+    @property
+    def remote_mode(self) -> str:
+        return self.remote or ("keep" if self.use_config else "local")
+
+
+# The run timeout when none is configured: generous, like Metaflow's file_read_timeout,
+# so that a run blocked forever (a step reading stdin, an unreachable endpoint) ends.
+DEFAULT_RUN_TIMEOUT = 3600.0
 
 
 @dataclass
@@ -92,6 +104,7 @@ class RunnerFixture(Protocol):
         env: Optional[Dict[str, str]] = None,
         cwd: Optional[str] = None,
         file_read_timeout: int = 3600,
+        remote: Optional[str] = None,
         **top_level_kwargs: Any,
     ) -> "metaflow.Runner": ...
 
@@ -126,6 +139,7 @@ class RunnerFactory:
         env: Optional[Dict[str, str]] = None,
         cwd: Optional[str] = None,
         file_read_timeout: int = 3600,
+        remote: Optional[str] = None,
         **top_level_kwargs: Any,
     ) -> "metaflow.Runner":
         caller = Path(sys._getframe(1).f_code.co_filename).parent
@@ -145,6 +159,7 @@ class RunnerFactory:
             file_read_timeout=file_read_timeout,
             run_timeout=self.run_timeout,
             watchdog=self.watchdog,
+            remote=self.settings.remote_mode if remote is None else remote,
             **top_level_kwargs,
         )
         self.runners.append(runner)
@@ -235,12 +250,14 @@ def runner(request: pytest.FixtureRequest, metaflow_store: _store.Store) -> Iter
     """Make a ``metaflow.Runner`` for a flow file, bound to this test's store.
 
     ``runner(flow_file, *, show_output=False, profile=None, env=None, cwd=None,
-    file_read_timeout=3600, **top_level_kwargs)``. A relative ``flow_file`` is
-    looked up next to the test file, then under the rootdir, then in the cwd.
+    file_read_timeout=3600, remote=None, **top_level_kwargs)``. A relative
+    ``flow_file`` is looked up next to the test file, then under the rootdir,
+    then in the cwd. ``remote="local"`` runs ``@kubernetes``/``@batch`` steps
+    locally, ``"keep"`` leaves them alone (default: ``--metaflow-remote``).
     Every process the runners started is killed and their files removed at
     teardown. ``@pytest.mark.metaflow(timeout=SECONDS)`` (or
-    ``--metaflow-timeout``) bounds each run; then the leak guard checks that
-    nothing was left behind.
+    ``--metaflow-timeout``, default 3600 s) bounds each run; then the leak
+    guard checks that nothing was left behind.
     """
     state = request.config.stash[SESSION_KEY]
     factory = _test_factory(request, metaflow_store)

@@ -13,7 +13,8 @@ from typing import Any, Generator, List, Optional
 import pytest
 
 from . import _collect, _coverage, _kept, _summary, reporting
-from .fixtures import parse_timeout
+from . import _store
+from .fixtures import DEFAULT_RUN_TIMEOUT, parse_timeout
 from .fixtures import (  # noqa: F401  (fixtures are registered by import)
     FAILED_KEY,
     RUNS_KEY,
@@ -45,10 +46,17 @@ KEEP_HELP = (
 )
 DURATIONS_HELP = "show the N slowest flow runs and steps in the terminal summary (0: all; default 5)"
 _SEEN_KEY = pytest.StashKey[int]()
+_REMOTE_WORDS = {"local": "run locally", "keep": "kept (need your remote compute)"}
+VENDORED_YAML_WARNING = "ignore::DeprecationWarning:_yaml"
 
 TIMEOUT_HELP = (
     "kill a flow run (its whole process tree) that runs longer than this many seconds and "
-    "fail the test with RunTimeoutError; 0 or unset: no limit. @pytest.mark.metaflow(timeout=...) wins"
+    "fail the test with RunTimeoutError; default 3600, 0: no limit. @pytest.mark.metaflow(timeout=...) wins"
+)
+REMOTE_HELP = (
+    "local: run steps decorated with @kubernetes/@batch locally (their resource arguments "
+    "ignored, other decorators kept); keep: leave them as they are (they need your remote setup). "
+    "Default: local, or keep with --metaflow-use-config"
 )
 NO_LEAK_GUARD_HELP = "do not check after each test that its runs left no process and no temporary file"
 MARKER_HELP = (
@@ -76,6 +84,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("metaflow_durations", DURATIONS_HELP, default="5")
     group.addoption("--metaflow-timeout", default=None, dest="metaflow_timeout", metavar="SECONDS", help=TIMEOUT_HELP)
     parser.addini("metaflow_timeout", TIMEOUT_HELP, default=None)
+    group.addoption("--metaflow-remote", metavar="{local,keep}", dest="metaflow_remote", help=REMOTE_HELP)
+    parser.addini("metaflow_remote", REMOTE_HELP, default=None)
 
 
 def _flag(config: pytest.Config, name: str) -> bool:
@@ -109,14 +119,28 @@ def _durations(config: pytest.Config) -> int:
     return number
 def _timeout(config: pytest.Config) -> Optional[float]:
     value, source = _value(config, "metaflow_timeout")
+    if value is None or value == "":
+        return DEFAULT_RUN_TIMEOUT
     try:
         return parse_timeout(value, source)
     except ValueError as e:
         raise pytest.UsageError(str(e)) from None
 
 
+def _remote(config: pytest.Config) -> Optional[str]:
+    value, source = _value(config, "metaflow_remote")
+    if value is None or value == "":
+        return None
+    if value not in _store.REMOTE_CHOICES:
+        raise pytest.UsageError(f"{source}: expected one of {', '.join(_store.REMOTE_CHOICES)}, got {value!r}")
+    return str(value)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
+    # Metaflow's vendored yaml imports PyYAML's legacy `_yaml` shim, which warns once per
+    # process; a test importing metaflow must not fail on it under filterwarnings=error.
+    config.addinivalue_line("filterwarnings", VENDORED_YAML_WARNING)
     settings = Settings(
         show_output=_flag(config, "metaflow_show_output"),
         pylint=_flag(config, "metaflow_pylint"),
@@ -126,6 +150,7 @@ def pytest_configure(config: pytest.Config) -> None:
         durations=_durations(config),
         timeout=_timeout(config),
         leak_guard=not _flag(config, "metaflow_no_leak_guard"),
+        remote=_remote(config),
     )
     state = SessionState(settings=settings)
     config.stash[SESSION_KEY] = state
@@ -155,6 +180,7 @@ def pytest_report_header(config: pytest.Config) -> List[str]:
         f"metaflow: {mf}, {store}, pylint {'on' if s.pylint else 'off'}, "
         f"show output {'on' if s.show_output else 'off'}, {timeout}",
         f"metaflow: collect flows {collect}, keep stores {s.keep}, durations {s.durations}",
+        f"metaflow: remote decorators (@kubernetes, @batch) {_REMOTE_WORDS[s.remote_mode]}",
     ]
 
 

@@ -177,3 +177,64 @@ def test_store_is_removed_after_the_test(flow_pytester: pytest.Pytester) -> None
         """
     )
     flow_pytester.runpytest_subprocess().assert_outcomes(passed=2)
+
+
+def test_resume_of_a_run_from_runner_factory(flow_pytester: pytest.Pytester) -> None:
+    """``runner.resume(origin_run_id=...)`` of a session-store run works, and leaves that store alone (issue 10.14)."""
+    flow_pytester.makepyfile(
+        """
+        import os
+        import pytest
+        from metaflow import Flow
+        from pytest_metaflow import assert_run_failed, assert_run_succeeded, assert_artifacts
+
+        @pytest.fixture(scope="module")
+        def failed(runner_factory, tmp_path_factory):
+            marker = tmp_path_factory.mktemp("marker") / "ok"
+            result = runner_factory("resumable.py", env={"RESUME_MARKER": str(marker)}).run()
+            return result, marker
+
+        def test_resume_in_own_store(runner, failed):
+            origin, marker = failed
+            assert_run_failed(origin, step="flaky")
+            marker.write_text("")
+            resumed = runner("resumable.py", env={"RESUME_MARKER": str(marker)}).resume(
+                origin_run_id=origin.run.id
+            )
+            assert_run_succeeded(resumed)
+            assert_artifacts(resumed, y=2)
+            assert resumed.run["start"].task.origin_pathspec == origin.run["start"].task.pathspec
+            assert Flow("ResumableFlow").latest_run.pathspec == resumed.run.pathspec
+
+        def test_session_store_untouched(runner_factory, failed):
+            origin, _ = failed
+            # only the origin run lives in the session store; it stays readable and failed
+            assert [r.id for r in Flow("ResumableFlow")] == [origin.run.id]
+            assert not origin.run.successful
+        """
+    )
+    result = flow_pytester.runpytest_subprocess("-p", "no:randomly")
+    result.assert_outcomes(passed=2)
+
+
+def test_every_metaflow_write_location_is_in_the_store(flow_pytester: pytest.Pytester) -> None:
+    """Issue 10.4: the places docs/reliability.md lists point into the test's store, seen from a task."""
+    flow_pytester.makepyfile(
+        """
+        import os
+
+        def test_where(runner, metaflow_store):
+            result = runner("where.py").run()
+            data = result.run["start"].task.data
+            store = os.path.realpath(metaflow_store.path)
+            inside = lambda v: bool(v) and (os.path.realpath(v) + os.sep).startswith(store + os.sep)
+            outside = {k: v for k, v in data.places.items() if not inside(v)}
+            assert not outside, outside
+            assert data.stdin_is_devnull and data.extension_on_path
+            # micromamba (for @conda/@pypi) stays the user's, shared by all tests
+            assert data.micromamba_home == os.path.expanduser(os.environ.get("METAFLOW_HOME", "~/.metaflowconfig"))
+        """
+    )
+    result = flow_pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=1)
+    assert sorted(p.name for p in flow_pytester.path.iterdir() if p.name.startswith((".metaflow", "metaflow."))) == []

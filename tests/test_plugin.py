@@ -42,7 +42,13 @@ def test_help_lists_options_with_ini_twins(pytester: pytest.Pytester) -> None:
 def test_report_header(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_x(): pass")
     result = pytester.runpytest("--metaflow-pylint")
-    result.stdout.fnmatch_lines(["metaflow: 2.*, hermetic local store per test, pylint on, show output off, no run timeout"])
+    result.stdout.fnmatch_lines(
+        [
+            "metaflow: 2.*, hermetic local store per test, pylint on, show output off, run timeout 3600 s",
+            "metaflow: collect flows *",
+            "metaflow: remote decorators (@kubernetes, @batch) run locally",
+        ]
+    )
 
 
 def test_report_section_lists_every_run_of_a_failed_test(flow_pytester: pytest.Pytester) -> None:

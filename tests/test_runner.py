@@ -46,3 +46,24 @@ def test_failing_run_report_names_step_and_exception(flow_pytester: pytest.Pytes
         ]
     )
     result.stdout.no_fnmatch_line("*pytest_metaflow/assertions.py*")
+
+
+@pytest.mark.parametrize("user_imports_metaflow", [False, True], ids=["plugin-import", "test-imports-metaflow"])
+def test_vendored_yaml_warning_does_not_fail_strict_suites(flow_pytester: pytest.Pytester, user_imports_metaflow: bool) -> None:
+    """With PyYAML installed, Metaflow's vendored yaml warns DeprecationWarning on import (issue 10.6)."""
+    pytest.importorskip("yaml")  # the warning only exists when PyYAML provides the `_yaml` shim
+    flow_pytester.makeini(
+        "[pytest]\naddopts = -p no:cacheprovider\nasyncio_default_fixture_loop_scope = function\nfilterwarnings = error\n"
+    )
+    head = "from metaflow import Flow\n" if user_imports_metaflow else ""
+    flow_pytester.makepyfile(
+        head
+        + """
+def test_hello(runner, metaflow_store):
+    result = runner("hello.py").run()
+    assert result.run.data.x == 2
+"""
+    )
+    result = flow_pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=1)
+    result.stdout.no_fnmatch_line("*DeprecationWarning*")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pytest_metaflow import _spin
@@ -170,16 +172,74 @@ def test_spin_errors_are_clear(flow_pytester: pytest.Pytester) -> None:
     "value, literal",
     [([1, 2.5, "a", None, True], True), ({"k": (1, b"x")}, True), (float("nan"), False), ({1, 2}, True), (range(3), False)],
 )
-def test_module_source_writes_literals_else_pickles(value: object, literal: bool) -> None:
-    source = _spin.artifacts_module_source({"v": value})
+def test_module_source_writes_literals_else_pickles(value: object, literal: bool, tmp_path: Path) -> None:
+    side = tmp_path / "m.pickle"
+    source = _spin.artifacts_module_source({"v": value}, side)
     assert (f"'v': {value!r}," in source) is literal
-    assert ("'v': _unpickle('v', b" in source) is (not literal)
+    assert ("'v': _PICKLED['v']," in source) is (not literal)
+    assert side.exists() is (not literal)
     namespace: dict = {}
     exec(compile(source, "artifacts.py", "exec"), namespace)
     loaded = namespace["ARTIFACTS"]["v"]
     assert loaded == value or (value != value and loaded != loaded)  # nan
 
 
+def test_big_values_go_to_the_side_file(tmp_path: Path) -> None:
+    big = "x" * (_spin.LITERAL_BUDGET + 1)
+    module, files = _spin.write_artifacts_module({"small": [1, 2], "big": big, "blob": bytearray(10)}, tmp_path, "t")
+    source = module.read_text()
+    assert len(source) < 10_000, "big values must not be embedded in the source"
+    assert "'small': [1, 2]," in source
+    namespace: dict = {}
+    exec(compile(source, str(module), "exec"), namespace)
+    assert namespace["ARTIFACTS"] == {"small": [1, 2], "big": big, "blob": bytearray(10)}
+    assert sorted(files) == sorted([module, module.with_suffix(".pickle")])
+
+
 def test_module_source_rejects_non_dict() -> None:
     with pytest.raises(TypeError, match="dict of artifact name to value, got list"):
         _spin.artifacts_module_source([("v", 1)])  # type: ignore[arg-type]
+
+
+def test_unused_artifact_names_warn_and_unpersisted_task_says_persist(flow_pytester: pytest.Pytester) -> None:
+    """Issue 10.16: a name the step never reads is named; reading a task spun without persist says to pass it."""
+    flow_pytester.makepyfile(
+        """
+        import pytest
+        from pytest_metaflow import PytestMetaflowWarning, assert_artifacts
+
+        @pytest.fixture
+        def score(runner):
+            r = runner("scoring.py")
+            return r, r.run().run["score"].task.pathspec
+
+        def test_typo_warns(score):
+            r, pathspec = score
+            with pytest.warns(PytestMetaflowWarning, match=r"step 'score' of ScoringFlow never reads 'valeus'") as record:
+                r.spin(pathspec, artifacts={"valeus": [1], "values": [2]}, persist=True)
+            assert record[0].filename == __file__  # points at the test's line
+
+        def test_used_names_do_not_warn(score, recwarn):
+            r, pathspec = score
+            assert_artifacts(r.spin(pathspec, artifacts={"values": [2]}, persist=True), total=2.0)
+            assert not [w for w in recwarn if issubclass(w.category, PytestMetaflowWarning)]
+
+        def test_join_inputs_are_checked(runner):
+            r = runner("joining.py")
+            run = r.run().run
+            a = f"{run.id}/a/{run['a'].task.id}"
+            with pytest.warns(PytestMetaflowWarning, match="never reads 'y'"):
+                r.spin(run["join"].task.pathspec, artifacts={a: {"x": 1, "y": 2}})
+
+        def test_unpersisted(score):
+            r, pathspec = score
+            spun = r.spin(pathspec, artifacts={"values": [5]})
+            with pytest.raises(KeyError, match="without persist=True.*pass persist=True to read artifact 'total'"):
+                spun.task["total"]
+            with pytest.raises(AttributeError, match="without persist=True.*pass persist=True to read 'total'"):
+                spun.task.data.total
+            assert spun.task.spun_without_persist
+        """
+    )
+    result = flow_pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=4)

@@ -1,0 +1,1 @@
+toplevel = "pytest_metaflow_toplevel"
