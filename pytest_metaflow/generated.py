@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import operator
 import runpy
+import warnings
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
 from . import reporting
+from .errors import PytestMetaflowWarning
 
 __all__ = ["load_inputs", "spin_step", "input_key"]
 
@@ -87,4 +89,7 @@ def spin_step(runner: Any, base_run: Any, step: str, inputs: Dict[str, Any], *, 
         artifacts = {parents[key].pathspec.split("/", 1)[1]: values for key, values in inputs.items()}
     else:
         artifacts = dict(inputs)
-    return runner.spin(task.pathspec, artifacts=artifacts, persist=True)
+    with warnings.catch_warnings():
+        # Every recorded input is passed on purpose, also those the step only passes down.
+        warnings.simplefilter("ignore", PytestMetaflowWarning)
+        return runner.spin(task.pathspec, artifacts=artifacts, persist=True)
