@@ -42,3 +42,17 @@ def _no_user_everywhere(monkeypatch: pytest.MonkeyPatch) -> None:
     """Run every self-test the way CI runs: no USER in the environment."""
     for var in ("USER", "USERNAME", "SUDO_USER", "METAFLOW_USER"):
         monkeypatch.delenv(var, raising=False)
+
+
+# Metaflow's client cache defaults to this fixed path (not TMPDIR); an entry is named after
+# the datastore root it caches, with "/" turned into "_".
+DEFAULT_CLIENT_CACHE = Path("/tmp/metaflow_client")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_client_cache_outside_basetemp(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """Fail the session if any run of this session's tests cached client data in /tmp."""
+    yield
+    mangled = str(tmp_path_factory.getbasetemp()).replace("/", "_")
+    stray = sorted(p.name for p in DEFAULT_CLIENT_CACHE.glob("*") if mangled in p.name)
+    assert not stray, f"client cache written outside the test's store: {stray}"

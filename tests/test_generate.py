@@ -124,6 +124,7 @@ def test_an_existing_run_read_through_the_users_configuration(pytester: pytest.P
         "METAFLOW_DATASTORE_SYSROOT_LOCAL": str(pytester.path / "mystore"),
         "METAFLOW_HOME": str(pytester.path / "home"),
         "METAFLOW_USER": "tester",
+        "METAFLOW_CLIENT_CACHE_PATH": str(pytester.path / "client_cache"),  # default: /tmp/metaflow_client
     }
     subprocess.run([sys.executable, str(flow), "--no-pylint", "run", "--text", "a bb ccc"], env=env, cwd=pytester.path,
                    check=True, capture_output=True, timeout=600)

@@ -44,7 +44,10 @@ def test_keep_failed_keeps_only_the_failed_tests_store_and_the_snippet_opens_it(
     start = lines.index("    from metaflow import Flow, Run, metadata, namespace")
     snippet = "\n".join(line[4:] for line in lines[start : start + 4])
     check = snippet + '\nprint(run.successful, run["start"].task.stdout.strip(), run["boom"].task.exception)\n'
-    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, env={"METAFLOW_USER": "someone", "PATH": "/usr/bin:/bin"}, cwd=flow_pytester.path)
+    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, env={"METAFLOW_USER": "someone", "PATH": "/usr/bin:/bin",
+                              # the user's own client: keep its cache (default /tmp/metaflow_client) in tmp
+                              "METAFLOW_CLIENT_CACHE_PATH": str(flow_pytester.path / "client_cache")},
+                         cwd=flow_pytester.path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("False about to fail")
     assert "bad alpha 42" in out.stdout
