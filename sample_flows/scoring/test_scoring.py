@@ -12,12 +12,6 @@ def scoring(runner_factory):
     return runner, runner.run(threshold=100.0)
 
 
-def test_full_run(scoring):
-    _, result = scoring
-    assert_run_succeeded(result)
-    assert_artifacts(result, step="score", flagged=[250.0, 130.0], mean=pytest.approx(108.125))
-
-
 @pytest.mark.parametrize(
     "amounts, flagged, mean",
     [
@@ -40,3 +34,9 @@ def test_score_step_with_another_threshold(scoring):
     # Parameters are artifacts too: override one without a new full run.
     spun = runner.spin(result.run["score"].task.pathspec, artifacts={"threshold": 10.0}, persist=True)
     assert_artifacts(spun, flagged=[12.5, 250.0, 40.0, 130.0])
+
+
+def test_full_run(scoring):
+    _, result = scoring
+    assert_run_succeeded(result)
+    assert_artifacts(result, step="score", flagged=[250.0, 130.0], mean=pytest.approx(108.125))

@@ -4,6 +4,8 @@ Each ```python block in README.md is preceded (last non-blank line before the fe
 by a marker saying what it is:
 
 - ``<!-- example: tests/examples/test_x.py -->``: the block is that whole file;
+- ``<!-- example: sample_flows/test_x.py (excerpt) -->``: a run of lines of a sample flow's
+  test or flow file (the main job runs those);
 - ``<!-- example: tests/examples/test_x.py (excerpt) -->``: the block is a run of
   consecutive lines of that file (for snippets that leave out imports or setup);
 - ``<!-- example: none (REASON) -->``: intentionally not a runnable example (say why).
@@ -71,8 +73,8 @@ def test_readme_block_is_an_example(block: Block) -> None:
         assert note and note.strip(), f"README.md:{block.line}: `example: none` needs a reason in parentheses"
         return
     path = ROOT / target
-    assert path.parent == HERE and path.name.startswith("test_"), (
-        f"README.md:{block.line}: examples live in tests/examples/test_*.py, not {target}"
+    assert (path.parent == HERE and path.name.startswith("test_")) or target.startswith("sample_flows/"), (
+        f"README.md:{block.line}: examples live in tests/examples/test_*.py or sample_flows/, not {target}"
     )
     assert path.is_file(), f"README.md:{block.line}: {target} does not exist"
     source = path.read_text()
