@@ -446,6 +446,8 @@ class NotebookExecutor:
             **self._store.env(),
             **(env or {}),
             _processes.TOKEN_VAR: token,
+            # The runs NBRunner starts in the kernel: each root a subreaper (the kernel is not one).
+            **(_processes.root_env({}) or {}),
             # IPython's history and profile go to the store, not ~/.ipython.
             "IPYTHONDIR": str(ipython_dir),
             NBRUNNER_DIR_VAR: str(private),

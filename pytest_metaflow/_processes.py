@@ -12,9 +12,13 @@ A run is tracked three ways, because each alone can be escaped:
 - **descent.** Descendants of a run's root are found by walking the process
   table (parent pids). A background thread records them while the run lives, so
   a process that left the group and whose parent has exited is still known. On
-  Linux the process that starts runs is made a *child subreaper*
-  (``PR_SET_CHILD_SUBREAPER``): an orphan is re-parented to it instead of init,
-  so it stays a descendant of something the plugin watches (and is reaped by it).
+  Linux each run's root is made a *child subreaper* (``PR_SET_CHILD_SUBREAPER``,
+  by the plugin's Metaflow extension, asked for with ``PYTEST_METAFLOW_SUBREAPER``):
+  an orphan of the run is re-parented to the root instead of init, so it stays
+  its descendant; the root reaps such orphans, and only those (never a child it
+  started itself, whose ``Popen`` waits for it). pytest itself is no subreaper:
+  reaping there would steal exit statuses from Popen/asyncio children that others
+  wait for.
 - **a token in the environment.** Each Runner gives its children
   ``PYTEST_METAFLOW_TOKEN=<token>/<n>``; every descendant inherits it, even
   after moving to another session. This is the net for a process that left the
@@ -52,6 +56,7 @@ from typing import IO, Any, Dict, Iterable, List, NamedTuple, Optional, Set, Tup
 
 TOKEN_VAR = "PYTEST_METAFLOW_TOKEN"
 BACKEND_VAR = "PYTEST_METAFLOW_PROCESS_BACKEND"
+SUBREAPER_VAR = "PYTEST_METAFLOW_SUBREAPER"  # read by _mfext in a run's root
 _LINUX = sys.platform.startswith("linux") and os.path.isdir("/proc")
 _TRACK_EVERY = 0.5  # seconds between two records of the runs' descendants
 # exec'd by each run's root before Metaflow's command: same pid, same argv, own session.
@@ -72,7 +77,7 @@ def backend() -> str:
 def describe_backend() -> str:
     """One line for the report header: how runs' processes are tracked here."""
     if backend() == "linux":
-        return "linux backend (process groups, descent with a child subreaper, tokens)"
+        return "linux backend (process groups, descent with each run's root a child subreaper, tokens)"
     return "psutil backend (process groups, descent, tokens)"
 
 
@@ -260,8 +265,7 @@ class _Registry:
         self.groups: Dict[int, _Group] = {}
         self.seen: Dict[Tuple[int, float], str] = {}  # (pid, start) -> token
         self.killed: Set[Tuple[int, float]] = set()
-        # Groups that processes of ours created (setsid) outside their run's group:
-        # exited members adopted by the subreaper are reaped by this.
+        # Groups that processes of ours created (setsid) outside their run's group: killed as a whole.
         self.adopted: Dict[int, str] = {}
         self._tracker: Optional[threading.Thread] = None
 
@@ -311,14 +315,6 @@ class _Registry:
                     if not proc.zombie:
                         self.seen.setdefault((pid, proc.start), group.token)
             own = table.get(os.getpid())
-            if _SUBREAPER and self.groups:
-                # Orphans the subreaper adopted from a group they left (setsid): known by token.
-                tokens = [g.token for g in self.groups.values()]
-                for proc in table.values():
-                    if proc.ppid == os.getpid() and not proc.zombie and proc.pid not in self.groups:
-                        value = _environ_token(proc.pid)
-                        if _owned(value, tokens):
-                            self.seen.setdefault((proc.pid, proc.start), value or "")
             for (pid, start), token in self.seen.items():
                 found = table.get(pid)
                 if found is not None and found.pgid not in self.groups and (own is None or found.pgid != own.pgid):
@@ -345,55 +341,12 @@ class _Registry:
             if idle:
                 continue
             try:
-                table = _table()
-                self.update(table)
-                reap(table)
+                self.update(_table())
             except Exception:  # a tracker that died would silently lose descendants: keep going
                 pass
 
 
 _REGISTRY = _Registry()
-_SUBREAPER = False
-
-
-def enable_subreaper() -> bool:
-    """Make this process a child subreaper (Linux): orphans of its runs are re-parented here, not to init."""
-    global _SUBREAPER
-    if _SUBREAPER or backend() != "linux":
-        return _SUBREAPER
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        _SUBREAPER = libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
-    except (OSError, AttributeError):
-        _SUBREAPER = False
-    return _SUBREAPER
-
-
-def reap(table: Optional[Dict[int, Proc]] = None) -> None:
-    """Collect exited orphans that the subreaper adopted from our runs.
-
-    Only processes known to be ours (killed by us, seen in a run, or in a run's
-    group) and never a run's root: Metaflow's ``Popen`` waits for those, and a
-    child reaped behind its ``Popen`` would report exit status 0.
-    """
-    if not _SUBREAPER:
-        return
-    table = _table() if table is None else table
-    me = os.getpid()
-    with _REGISTRY.lock:
-        roots = set(_REGISTRY.groups)
-        groups = roots | set(_REGISTRY.adopted)
-        ours = set(_REGISTRY.seen) | _REGISTRY.killed
-    for proc in table.values():
-        if proc.ppid != me or not proc.zombie or proc.pid in roots:
-            continue
-        if proc.pgid in groups or (proc.pid, proc.start) in ours:
-            try:
-                os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG)
-            except ChildProcessError:
-                pass
 
 
 def register_run(token: str, pid: int) -> Optional[Tuple[int, float]]:
@@ -407,6 +360,13 @@ def in_new_session(command: List[str]) -> List[str]:
     return [sys.executable, "-I", "-S", "-c", _SHIM, *command]
 
 
+def root_env(env: Optional[Dict[str, str]]) -> Optional[Dict[str, str]]:
+    """``env`` for a run's root: a new dict asking the root to be a child subreaper (linux backend)."""
+    if env is None or backend() != "linux":
+        return env
+    return {**env, SUBREAPER_VAR: "1"}
+
+
 def supervise(spm: Any, watchdog: Optional["Watchdog"] = None) -> None:
     """Start every process of a Metaflow ``SubprocessManager`` in its own group, tracked by its token.
 
@@ -414,7 +374,6 @@ def supervise(spm: Any, watchdog: Optional["Watchdog"] = None) -> None:
     goes through :func:`in_new_session`, and the new root's group is registered
     here and with ``watchdog`` under the token found in its environment.
     """
-    enable_subreaper()
     run_command, async_run_command = spm.run_command, spm.async_run_command
 
     def register(pid: int, env: Optional[Dict[str, str]]) -> None:
@@ -425,11 +384,13 @@ def supervise(spm: Any, watchdog: Optional["Watchdog"] = None) -> None:
                 watchdog.add_group(token, *group)
 
     def run(command: List[str], env: Optional[Dict[str, str]] = None, *args: Any, **kwargs: Any) -> int:
+        env = root_env(env)
         pid: int = run_command(in_new_session(command), env, *args, **kwargs)
         register(pid, env)
         return pid
 
     async def arun(command: List[str], env: Optional[Dict[str, str]] = None, *args: Any, **kwargs: Any) -> int:
+        env = root_env(env)
         pid: int = await async_run_command(in_new_session(command), env, *args, **kwargs)
         register(pid, env)
         return pid
@@ -546,9 +507,6 @@ def kill_processes(tokens: Iterable[str], timeout: float = 30.0) -> List[int]:
             except OSError:
                 pass
         time.sleep(0.01)
-    for _ in range(3):  # the last ones killed may take a moment to exit
-        reap()
-        time.sleep(0.02)
     return killed
 
 
@@ -572,7 +530,7 @@ class Watchdog:
             raise ValueError(f"cannot register {value!r}")
         with self._lock:
             if self._proc is None:
-                drop = (TOKEN_VAR, "COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG")
+                drop = (TOKEN_VAR, SUBREAPER_VAR, "COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG")
                 env = {k: v for k, v in os.environ.items() if k not in drop}
                 # -S (no site-packages) where /proc does the work; psutil lives in site-packages.
                 flags = ["-I", "-S"] if backend() == "linux" else ["-I"]

@@ -486,39 +486,68 @@ def test_setproctitle_hides_the_token(tagged: Tagged) -> None:
 
 
 def test_kill_stops_a_reforking_chain_and_loops_until_nothing_is_left(tmp_path: Path) -> None:
-    """kill_processes on its own: a fork-and-exit chain in a registered group, and one in a session of its own."""
+    """kill_processes on its own: a fork-and-exit chain in a registered group, and one in a session of its own.
+
+    The root is a child subreaper that reaps whatever it adopts, as a run's root is
+    (the chains' exited members do not pile up as zombies). Each chain is bounded
+    (reforker.py's CHAIN: 800 forks, 60 s) and leaves a ``.expired`` file if it ends by
+    itself: the kill, not the bound, must end it.
+    """
+    root_code = (
+        "import ctypes, os, subprocess, sys, time\n"
+        "ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER\n"
+        "chain, cwd = sys.argv[1], sys.argv[2]\n"
+        "def start(name, **kw):\n"
+        "    subprocess.Popen([sys.executable, '-c', chain, str(time.time() + 60), os.path.join(cwd, name + '.expired'), '800', cwd, name], **kw)\n"
+        "start('chain', env={})\n"
+        "start('session', start_new_session=True)\n"
+        "deadline = time.time() + 60\n"
+        "while time.time() < deadline:  # reap everything: this root waits for nothing else\n"
+        "    time.sleep(0.05)\n"
+        "    try:\n"
+        "        while os.waitpid(-1, os.WNOHANG)[0]:\n"
+        "            pass\n"
+        "    except ChildProcessError:\n"
+        "        pass\n"
+    )
     code = """
 import os, subprocess, sys, time
 from pytest_metaflow import _processes
-chain = "import os, time\\nwhile True:\\n    time.sleep(0.01)\\n    if os.fork():\\n        os._exit(0)\\n"
-_processes.enable_subreaper()  # reaps the chain's exited members (and nobody else has to)
+sys.path.insert(0, sys.argv[1])
+from reforker import CHAIN
 token = _processes.new_token()
-root = subprocess.Popen(_processes.in_new_session([sys.executable, "-c", "import subprocess, sys, time; "
-    "subprocess.Popen([sys.executable, '-c', sys.argv[1], 'chain', sys.argv[2]], env={}); "
-    "subprocess.Popen([sys.executable, '-c', sys.argv[1], 'session', sys.argv[2]], start_new_session=True); "
-    "time.sleep(600)", chain, os.getcwd()]),
+root = subprocess.Popen(_processes.in_new_session([sys.executable, "-c", sys.argv[2], CHAIN, os.getcwd()]),
     env=dict(os.environ, PYTEST_METAFLOW_TOKEN=token + "/1"))
 _processes.register_run(token, root.pid)
 time.sleep(2)
 chains = set()
 deadline = time.monotonic() + 30
 while chains != {"chain", "session"} and time.monotonic() < deadline:  # a scan catches a fast chain now and then
-    chains.update({line.split()[-2] for line in _processes.processes_with(os.getcwd())} & {"chain", "session"})
+    chains.update({line.split()[-1] for line in _processes.processes_with(os.getcwd())} & {"chain", "session"})
 assert chains == {"chain", "session"}, chains
 killed = _processes.kill_processes([token])
 root.wait()
 time.sleep(1)
 print("left", _processes.find_processes([token]), "killed", len(killed))
 """
-    # Output to files, not pipes: a chain that survived would hold a pipe open forever.
-    with open(tmp_path / "out", "w") as out_file, open(tmp_path / "err", "w") as err_file:
-        proc = subprocess.run([sys.executable, "-c", code], stdout=out_file, stderr=err_file, timeout=120, cwd=tmp_path)
-    out = subprocess.CompletedProcess(proc.args, proc.returncode, (tmp_path / "out").read_text(), (tmp_path / "err").read_text())
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.startswith("left [] killed"), out.stdout
-    deadline = time.monotonic() + 3
-    while time.monotonic() < deadline:  # by command line, independent of the kill's own bookkeeping
-        assert [p for p in processes_with(str(tmp_path)) if p.split()[-2] in ("chain", "session")] == []
+    try:
+        # Output to files, not pipes: a chain that survived would hold a pipe open forever.
+        with open(tmp_path / "out", "w") as out_file, open(tmp_path / "err", "w") as err_file:
+            proc = subprocess.run([sys.executable, "-c", code, str(FLOWS), root_code], stdout=out_file, stderr=err_file,
+                                  timeout=120, cwd=tmp_path)
+        out = subprocess.CompletedProcess(proc.args, proc.returncode, (tmp_path / "out").read_text(), (tmp_path / "err").read_text())
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.startswith("left [] killed"), out.stdout
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:  # by command line, independent of the kill's own bookkeeping
+            assert [p for p in processes_with(str(tmp_path)) if p.split()[-1] in ("chain", "session")] == []
+        assert list(tmp_path.glob("*.expired")) == []  # killed, not ended by their own bound
+    finally:
+        for line in processes_with(str(tmp_path)):
+            try:
+                os.kill(int(line.split(":")[0]), signal.SIGKILL)
+            except OSError:
+                pass
 
 
 def test_backend_switch_and_report_header(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -531,7 +560,7 @@ def test_backend_switch_and_report_header(pytester: pytest.Pytester, monkeypatch
     if sys.platform.startswith("linux"):
         assert _processes.backend() == "linux" and _processes.limitations() == []
         result = pytester.runpytest_subprocess()
-        result.stdout.fnmatch_lines(["metaflow: process guard: linux backend (process groups, descent with a child subreaper, tokens)*"])
+        result.stdout.fnmatch_lines(["metaflow: process guard: linux backend (process groups, descent with each run's root a child subreaper, tokens)*"])
         result.stdout.no_fnmatch_line("*WARNING*")
 
 

@@ -5,7 +5,7 @@ import time
 
 from metaflow import FlowSpec, Parameter, step
 
-SLEEP = "import time; time.sleep(600)"
+SLEEP = "import time; time.sleep(120)"
 
 
 class EnvDropperFlow(FlowSpec):

@@ -13,7 +13,7 @@ import setproctitle
 setproctitle.setproctitle("innocent-helper " + "x" * 4000)
 ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)
 print("titled", flush=True)
-time.sleep(600)
+time.sleep(120)
 """
 
 
