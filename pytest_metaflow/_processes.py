@@ -441,28 +441,37 @@ def _targets(tokens: List[str], table: Dict[int, Proc]) -> Tuple[List[int], Set[
     return [g for g in groups if g != own_pgid and g > 1], live
 
 
-def _sweep(tokens: List[str]) -> None:
+def _sweep(tokens: List[str]) -> Set[int]:
     """Kill token holders on sight, with the group of any in a session of its own.
 
     A fork chain's member lives milliseconds: by the time a full table is built
     it is gone and its child not yet listed. Killing its group the moment its
-    token is read stops the whole chain.
+    token is read stops the whole chain. Returns the groups killed that way.
     """
+    chased: Set[int] = set()
     me = os.getpid()
     own_sid = os.getsid(0)
-    pids = other_pids() if backend() == "linux" else sorted(_table(), reverse=True)
+    if backend() == "linux":
+        pids = other_pids()
+    else:  # the bare pid list, newest first: building a full table first is too slow for a chain
+        import psutil  # type: ignore[import-untyped]
+
+        pids = sorted(psutil.pids(), reverse=True)
     for pid in pids:
         if pid == me or not _owned(_environ_token(pid), tokens):
             continue
         try:
             if os.getsid(pid) != own_sid:
-                os.killpg(os.getpgid(pid), signal.SIGKILL)
+                pgid = os.getpgid(pid)
+                os.killpg(pgid, signal.SIGKILL)
+                chased.add(pgid)
         except OSError:  # gone, or getsid refused (another session, on some systems)
             pass
         try:
             os.kill(pid, signal.SIGKILL)
         except OSError:
             pass
+    return chased
 
 
 def find_processes(tokens: Iterable[str]) -> List[int]:
@@ -485,14 +494,23 @@ def kill_processes(tokens: Iterable[str], timeout: float = 30.0) -> List[int]:
     if not tokens:
         return killed
     deadline = time.monotonic() + timeout
+    chased: Set[int] = set()  # groups of token holders in sessions of their own: killed until empty
+    empty = 0
     while True:
-        _sweep(tokens)
+        chased |= _sweep(tokens)
         table = _table()
         _REGISTRY.update(table)
         groups, pids = _targets(tokens, table)
-        groups = [g for g in groups if _group_exists(g)]
-        if (not pids and not groups) or time.monotonic() > deadline:
+        groups = [g for g in dict.fromkeys([*groups, *chased]) if _group_exists(g)]
+        chased &= set(groups)
+        # Nothing found three scans in a row, not once: a scan can miss a chain member
+        # that lives milliseconds (the portable backend's scans are slow).
+        empty = 0 if (pids or groups) else empty + 1
+        if empty >= 3 or time.monotonic() > deadline:
             break
+        if not pids and not groups:
+            time.sleep(0.05)
+            continue
         for pgid in groups:
             try:
                 os.killpg(pgid, signal.SIGKILL)

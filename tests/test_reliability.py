@@ -60,6 +60,16 @@ def _proc_table() -> Dict[int, "_processes.Proc"]:
     return table
 
 
+def _is_inner_pytest(pid: int) -> bool:
+    """Whether ``pid`` runs ``python -m pytest`` (as this module and pytester start inner sessions).
+
+    Exact arguments, not a substring: flows under pytest's basetemp have "pytest" in
+    every command line, and their orphans must be reaped here.
+    """
+    argv = (_processes.read_proc(pid, "cmdline") or b"").split(b"\0")
+    return argv[1:2] == [b"-mpytest"] or argv[1:3] == [b"-m", b"pytest"]
+
+
 class Census:
     """Counts what an inner pytest session left running: by descent, environment marker, command line."""
 
@@ -97,6 +107,15 @@ class Census:
         self._stop.set()
         self._thread.join()
         ctypes.CDLL(None).prctl(36, self._was_subreaper, 0, 0, 0)
+        # What was adopted stays this process's child: collect the last exits (after
+        # kill_leftovers nothing adopted is alive any more).
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            children = self._children()
+            self._reap(children)
+            if not any(p.zombie and p.pid not in self._protected and (p.pid, p.start) not in self.before for p in self._children().values()):
+                break
+            time.sleep(0.1)
 
     def _descendants(self, table: Dict[int, "_processes.Proc"]) -> Set[Tuple[int, float]]:
         return {(p, table[p].start) for p in _processes._descendants(table, [os.getpid()]) if p != os.getpid()}
@@ -104,7 +123,7 @@ class Census:
     def _reap(self, table: Dict[int, "_processes.Proc"]) -> None:
         # Orphans re-parented to this process: collect the exited ones.
         for proc in table.values():
-            if proc.ppid == os.getpid() and not proc.zombie and b"pytest" in (_processes.read_proc(proc.pid, "cmdline") or b""):
+            if proc.ppid == os.getpid() and not proc.zombie and _is_inner_pytest(proc.pid):
                 self._protected.add(proc.pid)
             if proc.ppid == os.getpid() and proc.zombie and (proc.pid, proc.start) not in self.before and proc.pid not in self._protected:
                 try:
@@ -217,7 +236,7 @@ def test_marker_timeout_kills_blocking_run_and_names_running_step(tagged: Tagged
         f"""
         import pytest
 
-        @pytest.mark.metaflow(timeout=3)
+        @pytest.mark.metaflow(timeout=10)  # generous: the step must print first, under load
         def test_slow(runner):
             runner("{tagged.flow('spawner.py')}").run(seconds=300)
         """
@@ -226,7 +245,7 @@ def test_marker_timeout_kills_blocking_run_and_names_running_step(tagged: Tagged
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*RunTimeoutError: run SpawnerFlow/* timed out after 3 s*its processes were killed",
+            "*RunTimeoutError: run SpawnerFlow/* timed out after 10 s*its processes were killed",
             "*step 'start' was running (task SpawnerFlow/*/start/1); its output:",
             "*helper started",
             "*metaflow runs*",
@@ -573,11 +592,13 @@ def test_leak_guard_reports_bare_runner_leftovers(tagged: Tagged) -> None:
         import asyncio
         from metaflow import Runner
 
-        def test_bare_runner(runner):
+        def test_bare_runner(runner, tmp_path):
             runner("{tagged.flow('hello.py')}").run()  # fixture runs leave nothing
             async def start():
-                # a Runner made without the fixture: nobody stops its run
-                return await Runner("{tagged.flow('slow.py')}", env={{"METAFLOW_USER": "x"}}).async_run(seconds=300)
+                # a Runner made without the fixture: nobody stops its run (its datastore in
+                # tmp_path, not the cwd: the report to check here is the process's)
+                env = {{"METAFLOW_USER": "x", "METAFLOW_DATASTORE_SYSROOT_LOCAL": str(tmp_path)}}
+                return await Runner("{tagged.flow('slow.py')}", env=env).async_run(seconds=300)
             asyncio.run(start())
 
         def test_clean(runner):
