@@ -687,6 +687,24 @@ def test_leak_guard_reports_metaflow_files_for_every_fixture(tagged: Tagged) -> 
     assert tagged.leftovers() == []
 
 
+def test_leak_guard_reports_metaflow_files_for_collected_flows(tagged: Tagged) -> None:
+    """The fourth entry point (#10 item 4): a collected flow runs from its own directory;
+    what it writes there is reported like a fixture run's."""
+    (tagged.pytester.path / tagged.tag / "writer.py").write_text(WRITER_FLOW)
+    tagged.flow_files.add("writer.py")
+    result = tagged.pytester.runpytest_subprocess(f"--metaflow-collect={tagged.tag}/writer.py", tagged.tag)
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of WriterFlow*",
+            f"*Metaflow file written outside the store: */{tagged.tag}/metaflow.s3.*",
+        ]
+    )
+    for leftover in (tagged.pytester.path / tagged.tag).glob("metaflow.s3.*"):
+        leftover.rmdir()
+    assert tagged.leftovers() == []
+
+
 # -- concurrency --------------------------------------------------------------------
 
 
