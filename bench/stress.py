@@ -15,8 +15,11 @@ Reports, all of which must be 0:
   descent (this script is a child subreaper: every orphan of the sessions is
   re-parented to it), by a marker variable in the sessions' environment and by
   the session's unique flow directory in the command line;
-- leftover files: anything in the session's private ``TMPDIR`` (everything the
-  plugin and Metaflow write belongs under pytest's basetemp);
+- leftover files: anything in the sessions' private ``TMPDIR`` and ``HOME``, new
+  entries in the cwd, the flows' directory and ``/tmp/metaflow_client`` (Metaflow's
+  default client cache; shared with the machine's other users, so a new entry
+  there is reported even if it may not be ours): everything the plugin and
+  Metaflow write belongs under pytest's basetemp;
 - collisions: one run id handed to two runs of the same store, or a test whose
   ``Flow(...)`` saw a run that is not its own;
 - hangs: the session not finishing within its time budget, or a test ending by
@@ -38,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -53,7 +57,7 @@ HELPER_FLOW = '''
 import os, subprocess, sys, time
 from metaflow import FlowSpec, Parameter, step
 
-TITLED = "import setproctitle, time; setproctitle.setproctitle('stress-helper ' + 'x' * 2000); time.sleep(600)"
+TITLED = "import setproctitle, time; setproctitle.setproctitle('stress-helper ' + 'x' * 2000); time.sleep(120)"
 
 class StressFlow(FlowSpec):
     seconds = Parameter("seconds", default=0, type=int)
@@ -63,10 +67,10 @@ class StressFlow(FlowSpec):
     def start(self):
         # a helper in its own session, as a step's local server would be
         quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", __file__],
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", __file__],
                          start_new_session=True, **quiet)
         # a replaced environment: no token
-        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", __file__],
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", __file__],
                          env={"PATH": os.environ.get("PATH", "")}, **quiet)
         # setproctitle overwrites argv and the environment block
         subprocess.Popen([sys.executable, "-c", TITLED], **quiet)
@@ -200,6 +204,22 @@ class Census:
         self.tag = tag
         self.subreaper = ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
         self.before = self._descendants(self._table())
+        self.protected: Set[int] = set()  # the pytest sessions started here: their Popen waits for them
+        # Orphans re-parented here exit while the session runs: collect them as they come.
+        threading.Thread(target=self._reaper, daemon=True).start()
+
+    def _reaper(self) -> None:
+        while True:
+            time.sleep(0.1)
+            self._reap(self._table())
+
+    def _reap(self, table: Dict[int, Any]) -> None:
+        for proc in table.values():  # collect the orphans re-parented here that exited
+            if proc.ppid == os.getpid() and proc.zombie and (proc.pid, proc.start) not in self.before and proc.pid not in self.protected:
+                try:
+                    os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG)
+                except ChildProcessError:
+                    pass
 
     @staticmethod
     def _table() -> Dict[int, Any]:
@@ -216,12 +236,7 @@ class Census:
 
     def count(self) -> Dict[int, str]:
         table = self._table()
-        for proc in table.values():  # collect the orphans re-parented here that exited
-            if proc.ppid == os.getpid() and proc.zombie and (proc.pid, proc.start) not in self.before:
-                try:
-                    os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG)
-                except ChildProcessError:
-                    pass
+        self._reap(table)
         found: Dict[int, List[str]] = {}
         for pid, _ in self._descendants(table) - self.before:
             if not table[pid].zombie:
@@ -262,6 +277,7 @@ def killed_session(work: Path, tag: str, env: Dict[str, str], census: Census) ->
         [sys.executable, "-m", "pytest", "-n", "2", "-q", f"--basetemp={work / 'basetemp-killed'}", "test_killed.py"],
         cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
+    census.protected.add(proc.pid)
     deadline = time.monotonic() + 300
     while sum("step start" in line for line in census.count().values()) < 2 and time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -309,10 +325,16 @@ def main() -> int:
     tmp.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("USER", "USERNAME", "SUDO_USER", "METAFLOW_USER")}
     env["TMPDIR"] = str(tmp)
+    home = work / "home"  # a private, empty HOME: anything written there is a leftover
+    home.mkdir()
+    env["HOME"] = str(home)
+    client_cache = Path("/tmp/metaflow_client")  # Metaflow's default client cache, outside TMPDIR
+    client_before = set(os.listdir(client_cache)) if client_cache.is_dir() else set()
     env[MARKER] = tag
     census = Census(tag)
     flow_dir_before = set(os.listdir(work / tag))
 
+    load_at_start = round(os.getloadavg()[0], 2)
     print(f"plan: {counts} in {work}", flush=True)
     start = time.monotonic()
     hung_session = False
@@ -322,6 +344,7 @@ def main() -> int:
              f"--junitxml={work / 'junit.xml'}", "test_stress.py"],
             cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
+        census.protected.add(proc.pid)
         try:
             proc.wait(timeout=args.budget)
         except subprocess.TimeoutExpired:
@@ -334,9 +357,11 @@ def main() -> int:
     census.kill()
     killed_left, killed_settle = killed_session(work, tag, env, census)
     census.kill()
-    leftover = sorted(str(p) for p in tmp.rglob("*"))
+    leftover = sorted(str(p) for p in tmp.rglob("*")) + sorted(str(p) for p in home.rglob("*"))
+    # (shared with other users of the machine: a new entry there may not be ours, but is reported)
+    leftover += sorted(str(client_cache / n) for n in (set(os.listdir(client_cache)) if client_cache.is_dir() else set()) - client_before)
     leftover += sorted(str(work / tag / n) for n in set(os.listdir(work / tag)) - flow_dir_before)
-    expected_in_cwd = {tag, "tmpdir", "basetemp", "basetemp-killed", "test_stress.py", "test_killed.py", "pytest.ini",
+    expected_in_cwd = {tag, "tmpdir", "home", "basetemp", "basetemp-killed", "test_stress.py", "test_killed.py", "pytest.ini",
                        "output.txt", "junit.xml", "runs.jsonl"}
     leftover += sorted(str(p) for p in work.iterdir() if p.name not in expected_in_cwd)
 
@@ -370,6 +395,7 @@ def main() -> int:
 
     report = {
         "runs planned": args.runs,
+        "load average at start (1 min)": load_at_start,
         "tests": n_tests,
         "workers": args.workers,
         "wall time (s)": round(elapsed, 1),

@@ -780,3 +780,36 @@ os._exit(0)
     while generated.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not generated.exists()
+
+
+def test_run_root_adopts_and_reaps_orphans(runner: "object", tmp_path: Path) -> None:
+    """The run's root is the child subreaper: a fork chain's members are re-parented to it
+    (so they stay its descendants) and reaped by it, so zombies do not pile up; pytest,
+    which is no subreaper, gets none of them."""
+    if _processes.backend() != "linux":
+        pytest.skip("the child subreaper is Linux-only (the psutil backend is forced)")
+    import asyncio
+
+    shutil.copy(FLOWS / "reforker.py", tmp_path / "reforker.py")
+
+    async def watch() -> Tuple[int, int, int, int]:
+        running = await runner(str(tmp_path / "reforker.py")).async_run(seconds=300)  # type: ignore[operator]
+        root = running.command_obj.process.pid
+        adopted, zombies, most = set(), 0, 0
+        deadline = time.monotonic() + 120
+        while len(adopted) < 40 and time.monotonic() < deadline:
+            table = _proc_table()
+            children = [p for p in table.values() if p.ppid == root]
+            adopted |= {p.pid for p in children if b"chain" in (_processes.read_proc(p.pid, "cmdline") or b"")}
+            most = max(most, sum(p.zombie for p in children))
+            zombies = sum(p.zombie and p.ppid == os.getpid() for p in table.values())
+            await asyncio.sleep(0.1)
+        return root, len(adopted), most, zombies
+
+    root, adopted, most, zombies_under_pytest = asyncio.run(watch())
+    # 40 chain members re-parented to the root one after the other, each exiting after
+    # its fork: unreaped, they would all be zombies of the root by now.
+    assert adopted >= 40
+    assert most < adopted // 2
+    assert zombies_under_pytest == 0
+    assert list(tmp_path.glob("*.expired")) == []
