@@ -263,7 +263,7 @@ def test_timeout_result_status_logs_and_async(tagged: Tagged) -> None:
         import pytest
         from pytest_metaflow import RunTimeoutError
 
-        @pytest.mark.metaflow(timeout=3)
+        @pytest.mark.metaflow(timeout=10)  # generous: the step must print first, under load
         def test_blocking(runner):
             with pytest.raises(RunTimeoutError) as info:
                 runner("{tagged.flow('slow.py')}").run(seconds=300)
@@ -271,7 +271,7 @@ def test_timeout_result_status_logs_and_async(tagged: Tagged) -> None:
             assert result.status == "timeout"
             assert "sleeping" in result.stdout  # the partial log is kept
 
-        @pytest.mark.metaflow(timeout=3)
+        @pytest.mark.metaflow(timeout=10)
         def test_async(runner):
             async def main():
                 running = await runner("{tagged.flow('slow.py')}").async_run(seconds=300)
