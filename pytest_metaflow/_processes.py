@@ -141,7 +141,7 @@ def _table() -> Dict[int, Proc]:
             if proc is not None:
                 table[pid] = proc
         return table
-    import psutil  # type: ignore[import-untyped]
+    import psutil  # type: ignore[import-untyped,unused-ignore]
 
     for p in psutil.process_iter(["ppid", "create_time", "status"]):
         try:
@@ -164,10 +164,10 @@ def _start_of(pid: int) -> Optional[float]:
     if backend() == "linux":
         proc = _parse_stat(pid, read_proc(pid, "stat"))
         return None if proc is None else proc.start
-    import psutil  # type: ignore[import-untyped]
+    import psutil  # type: ignore[import-untyped,unused-ignore]
 
     try:
-        return psutil.Process(pid).create_time()
+        return float(psutil.Process(pid).create_time())
     except psutil.Error:
         return None
 
@@ -181,10 +181,11 @@ def _environ_token(pid: int) -> Optional[str]:
             if entry.startswith(prefix):
                 return entry[len(prefix):].decode(errors="replace")
         return None
-    import psutil  # type: ignore[import-untyped]
+    import psutil  # type: ignore[import-untyped,unused-ignore]
 
     try:
-        return psutil.Process(pid).environ().get(TOKEN_VAR)
+        value = psutil.Process(pid).environ().get(TOKEN_VAR)
+        return None if value is None else str(value)
     except (psutil.Error, OSError):
         return None
 
@@ -239,7 +240,7 @@ def describe_process(pid: int) -> str:
         cmdline = read_proc(pid, "cmdline")
         text = cmdline.replace(b"\0", b" ").decode(errors="replace").strip() if cmdline is not None else "?"
     else:
-        import psutil  # type: ignore[import-untyped]
+        import psutil  # type: ignore[import-untyped,unused-ignore]
 
         try:
             text = " ".join(psutil.Process(pid).cmdline()) or "?"
@@ -454,7 +455,7 @@ def _sweep(tokens: List[str]) -> Set[int]:
     if backend() == "linux":
         pids = other_pids()
     else:  # the bare pid list, newest first: building a full table first is too slow for a chain
-        import psutil  # type: ignore[import-untyped]
+        import psutil  # type: ignore[import-untyped,unused-ignore]
 
         pids = sorted(psutil.pids(), reverse=True)
     for pid in pids:
