@@ -279,7 +279,8 @@ def killed_session(work: Path, tag: str, env: Dict[str, str], census: Census) ->
     )
     census.protected.add(proc.pid)
     deadline = time.monotonic() + 300
-    while sum("step start" in line for line in census.count().values()) < 2 and time.monotonic() < deadline:
+    # whole command lines (the census's are cut short): a task of the flow and one of the notebook's flow
+    while sum(" step start " in line for line in _processes.processes_with(tag)) < 2 and time.monotonic() < deadline:
         if proc.poll() is not None:
             break
         time.sleep(0.2)
