@@ -2,16 +2,24 @@
 
 Mixes successful runs, failing steps, run timeouts (``@pytest.mark.metaflow(timeout=...)``),
 pytest-timeouts (``signal`` and ``thread`` methods; ``thread`` kills the xdist
-worker with ``os._exit``) and tests with concurrent ``async_run``s in one store.
-The flows' step helpers start a process in their own session, out of reach of
-Metaflow's ``pkill -P``.
+worker with ``os._exit``), tests with concurrent ``async_run``s in one store and
+notebooks whose ``NBRunner`` runs a flow; then a second session that is killed
+with SIGKILL while its flows (and a notebook's) run. Every step starts three
+helpers out of reach of Metaflow's ``pkill -P``: one in its own session, one
+with a replaced environment (no token), one that renames itself with
+``setproctitle`` (its command line and environment block are overwritten).
 
 Reports, all of which must be 0:
 
-- leaked processes: processes mentioning the session's unique flow directory
-  still alive 10 s after pytest exited;
-- leftover files: anything in the session's private ``TMPDIR`` (everything the
-  plugin and Metaflow write belongs under pytest's basetemp);
+- leaked processes: processes still alive 10 s after pytest exited, counted by
+  descent (this script is a child subreaper: every orphan of the sessions is
+  re-parented to it), by a marker variable in the sessions' environment and by
+  the session's unique flow directory in the command line;
+- leftover files: anything in the sessions' private ``TMPDIR`` and ``HOME``, new
+  entries in the cwd, the flows' directory and ``/tmp/metaflow_client`` (Metaflow's
+  default client cache; shared with the machine's other users, so a new entry
+  there is reported even if it may not be ours): everything the plugin and
+  Metaflow write belongs under pytest's basetemp;
 - collisions: one run id handed to two runs of the same store, or a test whose
   ``Flow(...)`` saw a run that is not its own;
 - hangs: the session not finishing within its time budget, or a test ending by
@@ -25,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import ctypes
 import json
 import os
 import shutil
@@ -32,11 +41,12 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Dict, List, Set
+from typing import Any, Dict, List, Set, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 from pytest_metaflow import _processes  # noqa: E402  (no metaflow import)
@@ -44,8 +54,10 @@ from pytest_metaflow import _processes  # noqa: E402  (no metaflow import)
 FLOWS = Path(__file__).resolve().parent.parent / "tests" / "flows"
 
 HELPER_FLOW = '''
-import subprocess, sys, time
+import os, subprocess, sys, time
 from metaflow import FlowSpec, Parameter, step
+
+TITLED = "import setproctitle, time; setproctitle.setproctitle('stress-helper ' + 'x' * 2000); time.sleep(120)"
 
 class StressFlow(FlowSpec):
     seconds = Parameter("seconds", default=0, type=int)
@@ -54,8 +66,14 @@ class StressFlow(FlowSpec):
     @step
     def start(self):
         # a helper in its own session, as a step's local server would be
-        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", __file__],
-                         start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", __file__],
+                         start_new_session=True, **quiet)
+        # a replaced environment: no token
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", __file__],
+                         env={"PATH": os.environ.get("PATH", "")}, **quiet)
+        # setproctitle overwrites argv and the environment block
+        subprocess.Popen([sys.executable, "-c", TITLED], **quiet)
         time.sleep(self.seconds)
         if self.fail:
             raise ValueError("failing on purpose")
@@ -111,7 +129,7 @@ def test_concurrent(runner, request, i):
     assert [r.status for r in results] == ["successful"] * 3
     own_runs_only(results)
 
-@pytest.mark.metaflow(timeout=2)
+@pytest.mark.metaflow(timeout=10)
 @pytest.mark.parametrize("i", range({run_timeout}))
 def test_run_timeout(runner, request, i):
     with pytest.raises(RunTimeoutError, match="step 'start' was running"):
@@ -126,7 +144,39 @@ def test_pytest_timeout_signal(runner, i):
 @pytest.mark.parametrize("i", range({timeout_thread}))
 def test_pytest_timeout_thread(runner, i):
     runner(FLOW).run(seconds=300)
+
+@pytest.mark.parametrize("i", range({notebook}))
+def test_notebook(run_notebook, request, i):
+    nb = run_notebook(os.path.join(os.path.dirname(__file__), "{tag}", "stress.ipynb"))
+    assert "successful True" in nb.cells[1].outputs[0].text
 '''
+
+def notebook_cells(seconds: int) -> List[str]:
+    """NBRunner runs the flow class of the cell it is called from: the flow's source is the cell."""
+    flow = HELPER_FLOW.split("if __name__")[0]
+    return [flow + f"\nfrom metaflow import NBRunner\nrun = NBRunner(StressFlow, pylint=False).nbrun(seconds={seconds})",
+            "print('successful', run.successful)"]
+
+
+def write_notebook(path: Path, cells: List[str]) -> None:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
+    nbformat.write(nb, str(path))
+
+KILLED = '''
+import os
+FLOW = os.path.join(os.path.dirname(__file__), "{tag}", "stress.py")
+
+def test_run(runner):
+    runner(FLOW).run(seconds=300)
+
+def test_notebook(run_notebook):
+    run_notebook(os.path.join(os.path.dirname(__file__), "{tag}", "slow.ipynb"))
+'''
+
 
 
 def plan(runs: int) -> Dict[str, int]:
@@ -137,14 +187,109 @@ def plan(runs: int) -> Dict[str, int]:
         "run_timeout": runs * 10 // 100,
         "timeout_signal": runs * 5 // 100,
         "timeout_thread": runs * 5 // 100,
+        "notebook": runs * 5 // 100,
     }
     made = sum(counts.values()) + 2 * counts["concurrent"]
     counts["success"] = runs - made
     return counts
 
 
-def processes_with(tag: str) -> List[str]:
-    return [line[:160] for line in _processes.processes_with(tag)]
+MARKER = "PMF_STRESS_MARKER"
+
+
+class Census:
+    """Live leftovers of the sessions: by descent (this process is their subreaper), marker and command line."""
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+        self.subreaper = ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+        self.before = self._descendants(self._table())
+        self.protected: Set[int] = set()  # the pytest sessions started here: their Popen waits for them
+        # Orphans re-parented here exit while the session runs: collect them as they come.
+        threading.Thread(target=self._reaper, daemon=True).start()
+
+    def _reaper(self) -> None:
+        while True:
+            time.sleep(0.1)
+            self._reap(self._table())
+
+    def _reap(self, table: Dict[int, Any]) -> None:
+        for proc in table.values():  # collect the orphans re-parented here that exited
+            if proc.ppid == os.getpid() and proc.zombie and (proc.pid, proc.start) not in self.before and proc.pid not in self.protected:
+                try:
+                    os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG)
+                except ChildProcessError:
+                    pass
+
+    @staticmethod
+    def _table() -> Dict[int, Any]:
+        table = {}
+        for pid in _processes.other_pids() + [os.getpid()]:
+            proc = _processes._parse_stat(pid, _processes.read_proc(pid, "stat"))
+            if proc is not None:
+                table[pid] = proc
+        return table
+
+    @staticmethod
+    def _descendants(table: Dict[int, Any]) -> Set[Tuple[int, float]]:
+        return {(p, table[p].start) for p in _processes._descendants(table, [os.getpid()]) if p != os.getpid()}
+
+    def count(self) -> Dict[int, str]:
+        table = self._table()
+        self._reap(table)
+        found: Dict[int, List[str]] = {}
+        for pid, _ in self._descendants(table) - self.before:
+            if not table[pid].zombie:
+                found.setdefault(pid, []).append("descendant")
+        for pid in _processes.other_pids():
+            if f"{MARKER}={self.tag}".encode() in (_processes.read_proc(pid, "environ") or b"").split(b"\\0"):
+                if pid in table and not table[pid].zombie:
+                    found.setdefault(pid, []).append("marker")
+        for line in _processes.processes_with(self.tag):
+            found.setdefault(int(line.split(":")[0]), []).append("command line")
+        return {pid: f"{'+'.join(how)}: {_processes.describe_process(pid)[:160]}" for pid, how in found.items()}
+
+    def settle(self, seconds: float = 10.0) -> List[str]:
+        deadline = time.monotonic() + seconds
+        while self.count() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return sorted(self.count().values())
+
+    def kill(self) -> None:
+        """Ours by construction: stop whatever leaked, so the machine is left clean."""
+        for _ in range(50):
+            pids = self.count()
+            if not pids:
+                return
+            for pid in pids:
+                try:
+                    os.kill(pid, 9)
+                except OSError:
+                    pass
+            time.sleep(0.05)
+
+
+def killed_session(work: Path, tag: str, env: Dict[str, str], census: Census) -> Tuple[int, float]:
+    """A session killed with SIGKILL (controller and workers) while a flow and a notebook's flow run:
+    ``(live processes it left, seconds until the watchdog had cleaned up)``."""
+    (work / "test_killed.py").write_text(KILLED.format(tag=tag))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-n", "2", "-q", f"--basetemp={work / 'basetemp-killed'}", "test_killed.py"],
+        cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    census.protected.add(proc.pid)
+    deadline = time.monotonic() + 300
+    # whole command lines (the census's are cut short): a task of the flow and one of the notebook's flow
+    while sum(" step start " in line for line in _processes.processes_with(tag)) < 2 and time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        time.sleep(0.2)
+    time.sleep(1)
+    os.killpg(proc.pid, 9)  # pytest's processes only: runs, kernels and watchdogs have sessions of their own
+    proc.wait()
+    start = time.monotonic()
+    left = census.settle(20)
+    return len(left), time.monotonic() - start
 
 
 def expected_outcomes(name: str) -> Set[str]:
@@ -153,6 +298,11 @@ def expected_outcomes(name: str) -> Set[str]:
     if name.startswith("test_pytest_timeout"):
         return {"failed"}
     return {"passed"}
+
+
+def hung(name: str, text: str) -> bool:
+    """A test that pytest-timeout ended without being written to (run timeouts say RunTimeoutError)."""
+    return "Timeout (>" in text and "pytest-timeout" in text and not name.startswith("test_pytest_timeout")
 
 
 def main() -> int:
@@ -169,12 +319,23 @@ def main() -> int:
     (work / tag).mkdir()
     (work / tag / "stress.py").write_text(HELPER_FLOW)
     (work / "test_stress.py").write_text(textwrap.dedent(TESTS.format(tag=tag, **counts)))
+    write_notebook(work / tag / "stress.ipynb", notebook_cells(0))
+    write_notebook(work / tag / "slow.ipynb", notebook_cells(300))
     (work / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\nasyncio_default_fixture_loop_scope = function\n")
     tmp = work / "tmpdir"
     tmp.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("USER", "USERNAME", "SUDO_USER", "METAFLOW_USER")}
     env["TMPDIR"] = str(tmp)
+    home = work / "home"  # a private, empty HOME: anything written there is a leftover
+    home.mkdir()
+    env["HOME"] = str(home)
+    client_cache = Path("/tmp/metaflow_client")  # Metaflow's default client cache, outside TMPDIR
+    client_before = set(os.listdir(client_cache)) if client_cache.is_dir() else set()
+    env[MARKER] = tag
+    census = Census(tag)
+    flow_dir_before = set(os.listdir(work / tag))
 
+    load_at_start = round(os.getloadavg()[0], 2)
     print(f"plan: {counts} in {work}", flush=True)
     start = time.monotonic()
     hung_session = False
@@ -184,6 +345,7 @@ def main() -> int:
              f"--junitxml={work / 'junit.xml'}", "test_stress.py"],
             cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
+        census.protected.add(proc.pid)
         try:
             proc.wait(timeout=args.budget)
         except subprocess.TimeoutExpired:
@@ -192,11 +354,17 @@ def main() -> int:
             proc.wait()
     elapsed = time.monotonic() - start
 
-    deadline = time.monotonic() + 10
-    while processes_with(tag) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    leaked = processes_with(tag)
-    leftover = sorted(str(p) for p in tmp.rglob("*"))
+    leaked = census.settle(10)
+    census.kill()
+    killed_left, killed_settle = killed_session(work, tag, env, census)
+    census.kill()
+    leftover = sorted(str(p) for p in tmp.rglob("*")) + sorted(str(p) for p in home.rglob("*"))
+    # (shared with other users of the machine: a new entry there may not be ours, but is reported)
+    leftover += sorted(str(client_cache / n) for n in (set(os.listdir(client_cache)) if client_cache.is_dir() else set()) - client_before)
+    leftover += sorted(str(work / tag / n) for n in set(os.listdir(work / tag)) - flow_dir_before)
+    expected_in_cwd = {tag, "tmpdir", "home", "basetemp", "basetemp-killed", "test_stress.py", "test_killed.py", "pytest.ini",
+                       "output.txt", "junit.xml", "runs.jsonl"}
+    leftover += sorted(str(p) for p in work.iterdir() if p.name not in expected_in_cwd)
 
     outcomes: Dict[str, str] = {}
     durations: Dict[str, float] = {}
@@ -207,7 +375,7 @@ def main() -> int:
             outcomes[name] = "failed" if "failure" in kinds else "error" if "error" in kinds else "passed"
             durations[name] = float(case.get("time") or 0)
             text = " ".join((child.get("message") or "") + (child.text or "") for child in case)
-            if "Timeout" in text and not name.startswith("test_pytest_timeout"):
+            if hung(name, text):
                 outcomes[name] = "hung"
     unexpected = {n: o for n, o in outcomes.items() if o not in expected_outcomes(n) and o != "hung"}
     hangs = [n for n, o in outcomes.items() if o == "hung"] + (["<session>"] if hung_session else [])
@@ -228,12 +396,15 @@ def main() -> int:
 
     report = {
         "runs planned": args.runs,
+        "load average at start (1 min)": load_at_start,
         "tests": n_tests,
         "workers": args.workers,
         "wall time (s)": round(elapsed, 1),
         "runs recorded by finishing tests": recorded,
         "distinct run ids among them": len(run_ids),
         "leaked processes": len(leaked),
+        "leaked after SIGKILL of pytest": killed_left,
+        "watchdog clean-up after SIGKILL (s)": round(killed_settle, 1),
         "leftover files": len(leftover),
         "collisions": collisions,
         "hangs": len(hangs),
@@ -245,7 +416,7 @@ def main() -> int:
     for title, items in (("leaked", leaked), ("leftover", leftover), ("hangs", hangs), ("unexpected", unexpected)):
         for item in list(items)[:20]:
             print(f"  {title}: {item}" + (f" -> {items[item]}" if isinstance(items, dict) else ""))
-    bad = any(report[k] for k in ("leaked processes", "leftover files", "collisions", "hangs", "unexpected outcomes"))
+    bad = any(report[k] for k in ("leaked processes", "leaked after SIGKILL of pytest", "leftover files", "collisions", "hangs", "unexpected outcomes"))
     if bad or args.keep:
         print(f"work directory kept: {work}")
     else:

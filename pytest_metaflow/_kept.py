@@ -6,13 +6,22 @@ named like it (``/tmp/pytest-of-<user>/metaflow-kept/pytest-12/``). The last
 :data:`SESSIONS_KEPT` sessions are kept, as pytest does with its own. With
 ``--basetemp=DIR`` they go to ``DIR/metaflow-kept/`` and share its fate (pytest
 empties ``DIR`` at the start of each session).
+
+A session's directory is never pruned while that session lives: each process
+storing there holds a lock file in it (``.lock-<host>-<pid>``, removed at exit),
+as pytest locks its numbered base temp dirs; a lock whose process is gone (a
+killed session) no longer counts.
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
+import os
 import re
 import shutil
+import socket
+import time
 from pathlib import Path
 from typing import Iterable, Tuple
 
@@ -40,15 +49,69 @@ def target(session: Path, nodeid: str) -> Path:
     return session / f"{readable}-{hashlib.sha1(nodeid.encode()).hexdigest()[:6]}"
 
 
+_LOCK_PREFIX = ".lock-"
+_FOREIGN_LOCK_TTL = 3 * 24 * 3600  # pytest's own rule for locks it cannot check
+
+
+def lock(session: Path) -> Path:
+    """Mark ``session`` as in use by this process until it exits."""
+    session.mkdir(parents=True, exist_ok=True)
+    path = session / f"{_LOCK_PREFIX}{socket.gethostname()}-{os.getpid()}"
+    path.write_text(str(os.getpid()))
+    atexit.register(_unlock, path)
+    return path
+
+
+def _unlock(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:
+        pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, not ours to signal
+        return True
+    return True
+
+
+def is_live(session: Path) -> bool:
+    """Whether a process that stores in ``session`` still runs (by its lock file)."""
+    host = socket.gethostname()
+    try:
+        locks = [p for p in session.iterdir() if p.name.startswith(_LOCK_PREFIX)]
+    except OSError:
+        return False
+    for lock_file in locks:
+        lock_host, _, pid = lock_file.name[len(_LOCK_PREFIX):].rpartition("-")
+        if lock_host == host and pid.isdigit():
+            if _alive(int(pid)):
+                return True
+        else:  # another machine sharing the directory: trust a recent lock
+            try:
+                if os.path.getmtime(lock_file) > time.time() - _FOREIGN_LOCK_TTL:
+                    return True
+            except OSError:
+                pass
+    return False
+
+
 def prune(session: Path, keep: int = SESSIONS_KEPT) -> None:
-    """Remove the kept stores of old sessions: all but the newest ``keep`` (this one included)."""
+    """Lock ``session``; remove the kept stores of old sessions: all but the newest ``keep``
+    (this one included), never one whose session still runs."""
+    lock(session)
     root = session.parent
     if root.name != "metaflow-kept" or not root.is_dir():
         return
     others = [d for d in root.iterdir() if d.is_dir() and d != session and _NUMBERED.fullmatch(d.name)]
     others.sort(key=lambda d: int(d.name.split("-")[1]))
     for old in others[: max(0, len(others) - (keep - 1))]:
-        shutil.rmtree(old, ignore_errors=True)
+        if not is_live(old):
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def fresh(path: Path) -> Path:

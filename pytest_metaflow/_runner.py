@@ -318,6 +318,8 @@ class FixtureRunner(metaflow.Runner):
             except MetaflowException as e:
                 raise InvalidFlowError(f"{flow_file}: {e.message if hasattr(e, 'message') else e}") from None
         _flowconfig.check_configs(click_api.extract_flow_class_from_file(self.flow_file), kwargs, self.cwd, self.flow_file)
+        # Each run's root in a process group of its own, tracked by group, descent and token.
+        _processes.supervise(self.spm, watchdog)
 
     # -- every way of starting a process goes through _call / _acall ----------
 

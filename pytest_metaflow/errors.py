@@ -67,3 +67,11 @@ class PytestMetaflowWarning(UserWarning):
 
 class S3EndpointError(PytestMetaflowError, ConnectionError):
     """The hermetic S3 endpoint is not local, or does not answer (``metaflow_s3``, ``s3_server``)."""
+
+
+class NotebookError(PytestMetaflowError, ValueError):
+    """The file given to ``run_notebook`` is not a readable Jupyter notebook."""
+
+
+class NotebookTimeoutError(PytestMetaflowError, TimeoutError):
+    """A cell of a notebook executed by ``run_notebook`` exceeded its ``timeout``."""

@@ -261,18 +261,18 @@ def runner(request: pytest.FixtureRequest, metaflow_store: _store.Store) -> Iter
     """
     state = request.config.stash[SESSION_KEY]
     factory = _test_factory(request, metaflow_store)
-    guard = _leakguard.LeakGuard(metaflow_store.tmp) if state.settings.leak_guard else None
+    guard = _guard(state, metaflow_store)
     yield factory
-    tokens = [r.token for r in factory.runners]
+    runners = list(factory.runners)
     factory.close()
-    leaks = guard.leaks(tokens) if guard is not None else []
-    if leaks:
-        pytest.fail(
-            "pytest-metaflow leak guard: the test's runs left behind\n"
-            + "\n".join(f"  {leak}" for leak in leaks)
-            + "\n(--metaflow-no-leak-guard turns this check off)",
-            pytrace=False,
-        )
+    if guard is not None:
+        guard.check(runners)
+
+
+def _guard(state: SessionState, store: _store.Store, *, bare_runs: bool = True) -> Optional[_leakguard.LeakGuard]:
+    if not state.settings.leak_guard:
+        return None
+    return _leakguard.LeakGuard(store.tmp, files=not store.use_config, bare_runs=bare_runs)
 
 
 class NBRunnerFixture(Protocol):
@@ -307,10 +307,15 @@ def nbrunner(request: pytest.FixtureRequest, metaflow_store: _store.Store) -> It
     """
     factory = _test_factory(request, metaflow_store)
     made = _notebook.NBRunnerFactory(factory, metaflow_store.tmp)
+    guard = _guard(request.config.stash[SESSION_KEY], metaflow_store)
+    runners = factory.runners
     with contextlib.ExitStack() as stack:
         stack.callback(made.close)
         stack.callback(factory.close)
         yield made
+        runners = list(factory.runners)
+    if guard is not None:
+        guard.check(runners)
 
 
 class NotebookFixture(Protocol):
@@ -344,7 +349,10 @@ def run_notebook(request: pytest.FixtureRequest, metaflow_store: _store.Store) -
     state = request.config.stash[SESSION_KEY]
     dirs = _search_dirs(request, state)
     executor = _notebook.NotebookExecutor(
-        metaflow_store, lambda path: _flowfile.locate(path, dirs()), lambda run: record(request.node, run)
+        metaflow_store,
+        lambda path: _flowfile.locate(path, dirs()),
+        lambda run: record(request.node, run),
+        watchdog=state.watchdog,
     )
     yield executor
     executor.close()
@@ -367,12 +375,17 @@ def runner_factory(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
         run_timeout=state.settings.timeout,
         watchdog=state.watchdog,
     )
+    guard = _guard(state, store, bare_runs=False)
+    runners = factory.runners
     with contextlib.ExitStack() as stack:
         stack.callback(store.remove)
         if not store.use_config:
             stack.enter_context(_store.client_bound_to(store, current=False))
         stack.callback(factory.close)
         yield factory
+        runners = list(factory.runners)
+    if guard is not None:
+        guard.check(runners)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from typing import Any, Generator, List, Optional, Union
 
 import pytest
 
-from . import _collect, _coverage, _kept, _summary, reporting
+from . import _collect, _coverage, _kept, _processes, _summary, reporting
 from . import _store
 from .fixtures import DEFAULT_RUN_TIMEOUT, parse_timeout
 from .fixtures import (  # noqa: F401  (fixtures are registered by import)
@@ -204,6 +204,8 @@ def pytest_report_header(config: pytest.Config) -> List[str]:
         f"show output {'on' if s.show_output else 'off'}, {timeout}",
         f"metaflow: collect flows {collect}, keep stores {s.keep}, durations {s.durations}",
         f"metaflow: remote decorators (@kubernetes, @batch) {_REMOTE_WORDS[s.remote_mode]}",
+        f"metaflow: process guard: {_processes.describe_backend()}",
+        *(f"metaflow: WARNING: {line}" for line in _processes.limitations()),
     ]
 
 

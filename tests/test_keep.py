@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -100,3 +102,62 @@ def test_session_dir_and_pruning(tmp_path: Path) -> None:
     current.mkdir()
     _kept.prune(current)
     assert sorted(p.name for p in (root / "metaflow-kept").iterdir()) == ["pytest-10", "pytest-11", "pytest-9"]
+
+
+def test_pruning_spares_live_sessions(tmp_path: Path) -> None:
+    kept = tmp_path / "metaflow-kept"
+    for n in (1, 2, 3, 4):
+        (kept / f"pytest-{n}" / "a-test").mkdir(parents=True)
+    _kept.lock(kept / "pytest-1")  # this process: alive
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (kept / "pytest-2" / f".lock-{socket.gethostname()}-{dead.stdout.strip()}").write_text("")  # a killed session
+    current = kept / "pytest-5"
+    _kept.prune(current)
+    assert sorted(p.name for p in kept.iterdir()) == ["pytest-1", "pytest-3", "pytest-4", "pytest-5"]
+    assert _kept.is_live(current) and _kept.is_live(kept / "pytest-1") and not _kept.is_live(kept / "pytest-3")
+
+
+def test_a_long_session_keeps_its_stores_while_shorter_ones_prune(flow_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 11.8: one long session and three short ones sharing pytest's temp root."""
+    monkeypatch.setenv("PYTEST_DEBUG_TEMPROOT", str(flow_pytester.path / "temproot"))
+    (flow_pytester.path / "temproot").mkdir()
+    release = flow_pytester.path / "release"
+    flow_pytester.makepyfile(
+        test_long=f"""
+        import os, time
+        from metaflow import Run
+
+        def test_long(runner):
+            result = runner("hello.py").run()
+            deadline = time.monotonic() + 300
+            while not os.path.exists({str(release)!r}) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert Run(result.run.pathspec).data.x == 2  # the store is still there
+        """,
+        test_short="""
+        def test_short(runner):
+            runner("hello.py").run()
+        """,
+    )
+    # No --basetemp (unlike runpytest_subprocess): every session gets a numbered
+    # base temp dir under the shared temp root, as sessions started by hand do.
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--metaflow-keep=all"]
+    long = subprocess.Popen([*command, "test_long.py"], cwd=flow_pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while not list((flow_pytester.path / "temproot").glob("pytest-of-*/metaflow-kept/pytest-*/*test_long*/.metaflow/HelloFlow")):
+            assert long.poll() is None and time.monotonic() < deadline, "the long session never ran its flow"
+            time.sleep(0.2)
+        for _ in range(3):
+            short = subprocess.run([*command, "test_short.py"], cwd=flow_pytester.path, capture_output=True, text=True, timeout=300)
+            assert short.returncode == 0, short.stdout
+        release.write_text("")
+        out, _ = long.communicate(timeout=300)
+    finally:
+        if long.poll() is None:
+            long.kill()
+            long.wait()
+    assert long.returncode == 0, out.decode(errors="replace")
+    sessions = sorted(p.name for p in (flow_pytester.path / "temproot").glob("pytest-of-*/metaflow-kept/pytest-*"))
+    # The third short session pruned all but the newest 2 others: the long one (pytest-0) was live and stays.
+    assert sessions == ["pytest-0", "pytest-1", "pytest-2", "pytest-3"], sessions

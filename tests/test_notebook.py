@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import List
 
@@ -244,12 +249,21 @@ NBRunner(SleepyFlow, pylint=False).nbrun()""",
     nb_pytester.makepyfile(
         """
         def test_slow(run_notebook):
-            run_notebook("slow.ipynb", timeout=10)
+            run_notebook("slow.ipynb", timeout=60)  # generous: the task must start first
         """
     )
     result = nb_pytester.runpytest_subprocess()
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*CellTimeoutError*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*NotebookTimeoutError: cell 0 of */slow.ipynb did not finish within run_notebook(timeout=60) s;*killed",
+            "*---- cell 0 source ----",
+            "*NBRunner(SleepyFlow, pylint=False).nbrun()",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*_queue.Empty*")
+    result.stdout.no_fnmatch_line("*nbclient/client.py*")  # none of nbclient's frames
+    result.stdout.no_fnmatch_line("*CellTimeoutError*")
     roles = {int(p.name): p.read_text() for p in pids.iterdir()}
     assert sorted(roles.values()) == ["kernel", "task"]
     for pid in roles:
@@ -262,3 +276,115 @@ def _alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_unreadable_notebooks_are_one_line_errors(nb_pytester: pytest.Pytester) -> None:
+    (nb_pytester.path / "broken.ipynb").write_text('{"cells": [')
+    (nb_pytester.path / "plain.ipynb").write_text("print('I am Python, not a notebook')\n")
+    (nb_pytester.path / "other.ipynb").write_text('{"just": "json"}')
+    nb_pytester.makepyfile(
+        """
+        import pytest
+        from pytest_metaflow import NotebookError
+
+        @pytest.mark.parametrize("name", ["broken", "plain", "other"])
+        def test_bad(run_notebook, name):
+            run_notebook(name + ".ipynb")
+        """
+    )
+    result = nb_pytester.runpytest_subprocess("--tb=short")
+    result.assert_outcomes(failed=3)
+    for name in ("broken", "plain", "other"):
+        result.stdout.fnmatch_lines([f"*NotebookError: run_notebook: */{name}.ipynb is not a readable Jupyter notebook*"])
+    result.stdout.no_fnmatch_line("*NotJSONError*")
+    result.stdout.no_fnmatch_line("*nbformat/*")
+    assert len(result.outlines) < 70, result.outlines
+
+
+SLEEPY_CELL = """\
+import os, time
+from metaflow import FlowSpec, NBRunner, step
+
+
+class SleepyFlow(FlowSpec):
+    @step
+    def start(self):
+        print("sleeping", flush=True)
+        time.sleep(300)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+NBRunner(SleepyFlow, pylint=False).nbrun()"""
+
+
+def _descendants_alive(root: int) -> List[int]:
+    import psutil
+
+    try:
+        return [p.pid for p in psutil.Process(root).children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE]
+    except psutil.Error:
+        return []
+
+
+def test_sigkill_of_pytest_leaves_no_kernel_run_and_no_flow_file(nb_pytester: pytest.Pytester) -> None:
+    """Issue 11.5: the kernel's NBRunner runs are under the watchdog; its flow file is not in the notebook dir."""
+    marker = f"nbkill-{os.getpid()}-{time.monotonic_ns()}"
+    write_notebook(nb_pytester.path / "sleepy.ipynb", [SLEEPY_CELL])
+    nb_pytester.makepyfile(
+        """
+        def test_sleepy(run_notebook):
+            run_notebook("sleepy.ipynb")
+        """
+    )
+    before = set(os.listdir(nb_pytester.path))
+    env = dict(os.environ, NB_SELFTEST_MARKER=marker)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--basetemp={nb_pytester.path / 'bt'}"],
+        cwd=nb_pytester.path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    from pytest_metaflow import _processes
+
+    def marked() -> List[int]:
+        return [p for p in _processes.other_pids() if f"NB_SELFTEST_MARKER={marker}".encode() in (_processes.read_proc(p, "environ") or b"")]
+
+    try:
+        deadline = time.monotonic() + 180
+        while not any(b"step" in (_processes.read_proc(p, "cmdline") or b"") for p in marked()):
+            assert proc.poll() is None and time.monotonic() < deadline, "the notebook's run never started"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    deadline = time.monotonic() + 30
+    while marked() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = marked()
+    for pid in left:  # ours: started by the pytest above
+        os.kill(pid, signal.SIGKILL)
+    assert left == []
+    assert sorted(set(os.listdir(nb_pytester.path)) - before - {"bt"}) == []
+
+
+def test_two_notebooks_in_one_directory_in_parallel(nb_pytester: pytest.Pytester) -> None:
+    """Issue 11.6: no teardown deletes another test's NBRunner file."""
+    for i in range(4):
+        write_notebook(nb_pytester.path / f"square{i}.ipynb", [FLOW_CELL.replace("n=7", f"n={i + 2}")])
+    nb_pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.parametrize("i", range(4))
+        def test_square(run_notebook, i):
+            nb = run_notebook(f"square{i}.ipynb")
+        """
+    )
+    result = nb_pytester.runpytest_subprocess("-n", "2")
+    result.assert_outcomes(passed=4)
+    assert [p.name for p in nb_pytester.path.glob("*.py")] == ["test_two_notebooks_in_one_directory_in_parallel.py"]

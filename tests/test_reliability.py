@@ -1,31 +1,38 @@
-"""Run timeouts, no orphaned processes, no stray temp files, the leak guard, concurrency.
+"""Run timeouts, no orphaned processes, no stray files, the leak guard, concurrency.
 
 Every test runs a real pytest in a subprocess on flows copied into a directory
-whose name holds a fresh uuid; a process "of this test" is one whose command
-line contains that name (the Metaflow runtime, its tasks, and the helper that
-``spawner.py`` starts in its own session), which is how a CI machine would find
-leftovers. The inner pytest gets its own empty ``TMPDIR``: whatever is in it
-afterwards was written outside pytest's basetemp.
+whose name holds a fresh uuid (the *tag*). A process left by the inner session
+is counted three ways (:class:`Census`): by **descent** (this process becomes a
+child subreaper, so every orphan of the inner session is re-parented to it and
+stays its descendant), by a **marker** in the environment the inner session
+starts with, and by the tag in its **command line**. Files are counted by
+scanning the inner session's cwd, the flows' directory, its ``TMPDIR`` and its
+``HOME`` (both private and empty): whatever appears there was written outside
+pytest's basetemp.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
-from typing import List
+from typing import Dict, Iterator, List, Set, Tuple
 
 import pytest
 
+from pytest_metaflow import _processes
 from pytest_metaflow._processes import processes_with
 
 FLOWS = Path(__file__).parent / "flows"
 GONE_WITHIN = 20.0  # an upper bound to wait for, not a measured threshold
+MARKER = "PMF_SELFTEST_CENSUS"
 
 
 def wait_gone(tag: str) -> List[str]:
@@ -43,8 +50,126 @@ def wait_for(tag: str, needle: str, proc: "subprocess.Popen[bytes]") -> None:
         time.sleep(0.1)
 
 
+def _proc_table() -> Dict[int, "_processes.Proc"]:
+    # /proc directly: the census must not depend on the backend the suite forces.
+    table = {}
+    for pid in _processes.other_pids() + [os.getpid()]:
+        proc = _processes._parse_stat(pid, _processes.read_proc(pid, "stat"))
+        if proc is not None:
+            table[pid] = proc
+    return table
+
+
+def _is_inner_pytest(pid: int) -> bool:
+    """Whether ``pid`` runs ``python -m pytest`` (as this module and pytester start inner sessions).
+
+    Exact arguments, not a substring: flows under pytest's basetemp have "pytest" in
+    every command line, and their orphans must be reaped here.
+    """
+    argv = (_processes.read_proc(pid, "cmdline") or b"").split(b"\0")
+    return argv[1:2] == [b"-mpytest"] or argv[1:3] == [b"-m", b"pytest"]
+
+
+class Census:
+    """Counts what an inner pytest session left running: by descent, environment marker, command line."""
+
+    def __init__(self, tag: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.tag = tag
+        libc = ctypes.CDLL(None, use_errno=True)
+        was = ctypes.c_int(0)
+        libc.prctl(37, ctypes.byref(was), 0, 0, 0)  # PR_GET_CHILD_SUBREAPER
+        self._was_subreaper = was.value
+        if libc.prctl(36, 1, 0, 0, 0) != 0:  # PR_SET_CHILD_SUBREAPER
+            pytest.skip("needs a Linux child subreaper to count leftovers by descent")
+        monkeypatch.setenv(MARKER, tag)
+        self.before = self._descendants(_proc_table())
+        self._protected: Set[int] = set()  # the inner pytest sessions: their Popen reaps them
+        self._stop = threading.Event()
+        # Orphans of the inner session come here while it runs (a re-forking chain makes
+        # hundreds a second): collect the exited ones as they come.
+        self._thread = threading.Thread(target=self._reaper, daemon=True)
+        self._thread.start()
+
+    def _children(self) -> Dict[int, "_processes.Proc"]:
+        found = {}
+        for task in os.listdir("/proc/self/task"):
+            for pid in (_processes.read_proc(int(os.getpid()), f"task/{task}/children") or b"").split():
+                proc = _processes._parse_stat(int(pid), _processes.read_proc(int(pid), "stat"))
+                if proc is not None:
+                    found[proc.pid] = proc
+        return found
+
+    def _reaper(self) -> None:
+        while not self._stop.wait(0.1):
+            self._reap(self._children())
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        ctypes.CDLL(None).prctl(36, self._was_subreaper, 0, 0, 0)
+        # What was adopted stays this process's child: collect the last exits (after
+        # kill_leftovers nothing adopted is alive any more).
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            children = self._children()
+            self._reap(children)
+            if not any(p.zombie and p.pid not in self._protected and (p.pid, p.start) not in self.before for p in self._children().values()):
+                break
+            time.sleep(0.1)
+
+    def _descendants(self, table: Dict[int, "_processes.Proc"]) -> Set[Tuple[int, float]]:
+        return {(p, table[p].start) for p in _processes._descendants(table, [os.getpid()]) if p != os.getpid()}
+
+    def _reap(self, table: Dict[int, "_processes.Proc"]) -> None:
+        # Orphans re-parented to this process: collect the exited ones.
+        for proc in table.values():
+            if proc.ppid == os.getpid() and not proc.zombie and _is_inner_pytest(proc.pid):
+                self._protected.add(proc.pid)
+            if proc.ppid == os.getpid() and proc.zombie and (proc.pid, proc.start) not in self.before and proc.pid not in self._protected:
+                try:
+                    os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG)
+                except ChildProcessError:
+                    pass
+
+    def count(self) -> Dict[int, str]:
+        """``{pid: how it was found and its command line}`` of live leftovers, now."""
+        table = _proc_table()
+        self._reap(table)
+        found: Dict[int, List[str]] = {}
+        for pid, start in self._descendants(table) - self.before:
+            if not table[pid].zombie:
+                found.setdefault(pid, []).append("descendant")
+        for pid in _processes.other_pids():
+            environ = _processes.read_proc(pid, "environ") or b""
+            if f"{MARKER}={self.tag}".encode() in environ.split(b"\0") and pid in table and not table[pid].zombie:
+                found.setdefault(pid, []).append("marker")
+        for line in processes_with(self.tag):
+            found.setdefault(int(line.split(":")[0]), []).append("command line")
+        return {pid: f"{'+'.join(how)}: {_processes.describe_process(pid)[:200]}" for pid, how in found.items()}
+
+    def leftovers(self) -> List[str]:
+        """What is still alive after waiting up to GONE_WITHIN seconds (the watchdog may be at work)."""
+        deadline = time.monotonic() + GONE_WITHIN
+        while self.count() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return sorted(self.count().values())
+
+    def kill_leftovers(self) -> None:
+        """Ours by construction (descendants of this process or carrying the marker): stop them."""
+        for _ in range(50):
+            pids = self.count()
+            if not pids:
+                return
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            time.sleep(0.05)
+
+
 class Tagged:
-    """A pytester dir with the flows under ``<tag>/`` and an empty TMPDIR for the inner pytest."""
+    """A pytester dir with the flows under ``<tag>/``, an empty TMPDIR and HOME for the inner pytest."""
 
     def __init__(self, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
         self.pytester = pytester
@@ -54,14 +179,32 @@ class Tagged:
             shutil.copy(flow, pytester.path / self.tag / flow.name)
         self.tmp = pytester.path / "tmpdir"
         self.tmp.mkdir()
+        self.home = pytester.path / "home"
+        self.home.mkdir()
         monkeypatch.setenv("TMPDIR", str(self.tmp))
+        monkeypatch.setenv("HOME", str(self.home))
         pytester.makeini("[pytest]\naddopts = -p no:cacheprovider\n")
+        self.census = Census(self.tag, monkeypatch)
+        self.cwd_files = set(os.listdir(pytester.path))
+        self.flow_files = set(os.listdir(pytester.path / self.tag))
 
     def flow(self, name: str) -> str:
         return f"{self.tag}/{name}"
 
     def stray_files(self) -> List[str]:
-        return sorted(str(p) for p in self.tmp.rglob("*"))
+        """Files in TMPDIR, HOME, new ones in the flows' directory and in the cwd (but for basetemp and pytester's own)."""
+        found = [str(p) for p in self.tmp.rglob("*")] + [str(p) for p in self.home.rglob("*")]
+        found += [str(self.pytester.path / self.tag / n) for n in set(os.listdir(self.pytester.path / self.tag)) - self.flow_files]
+        own = self.cwd_files | {"basetemp", "inner-output.txt", "tox.ini", "pytest.ini", "setup.cfg"}
+        found += [
+            str(p) for p in self.pytester.path.iterdir()
+            if p.name not in own and not p.name.startswith("runpytest-") and p.name not in ("stdout", "stderr")
+            and not (p.suffix == ".py" and p.name.startswith(("test_", "conftest"))) and p.suffix != ".ipynb"
+        ]
+        return sorted(found)
+
+    def leftovers(self) -> List[str]:
+        return self.census.leftovers()
 
     def popen(self, *args: str, new_session: bool = False) -> "subprocess.Popen[bytes]":
         self.out = self.pytester.path / "inner-output.txt"
@@ -78,8 +221,11 @@ class Tagged:
 
 
 @pytest.fixture
-def tagged(flow_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Tagged:
-    return Tagged(flow_pytester, monkeypatch)
+def tagged(flow_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> "Iterator[Tagged]":
+    tagged = Tagged(flow_pytester, monkeypatch)
+    yield tagged
+    tagged.census.kill_leftovers()
+    tagged.census.close()
 
 
 # -- run timeout ----------------------------------------------------------------
@@ -90,7 +236,7 @@ def test_marker_timeout_kills_blocking_run_and_names_running_step(tagged: Tagged
         f"""
         import pytest
 
-        @pytest.mark.metaflow(timeout=3)
+        @pytest.mark.metaflow(timeout=10)  # generous: the step must print first, under load
         def test_slow(runner):
             runner("{tagged.flow('spawner.py')}").run(seconds=300)
         """
@@ -99,14 +245,14 @@ def test_marker_timeout_kills_blocking_run_and_names_running_step(tagged: Tagged
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*RunTimeoutError: run SpawnerFlow/* timed out after 3 s*its processes were killed",
+            "*RunTimeoutError: run SpawnerFlow/* timed out after 10 s*its processes were killed",
             "*step 'start' was running (task SpawnerFlow/*/start/1); its output:",
             "*helper started",
             "*metaflow runs*",
             "run SpawnerFlow/* is timeout",
         ]
     )
-    assert wait_gone(tagged.tag) == []
+    assert tagged.leftovers() == []
     assert tagged.stray_files() == []
 
 
@@ -117,7 +263,7 @@ def test_timeout_result_status_logs_and_async(tagged: Tagged) -> None:
         import pytest
         from pytest_metaflow import RunTimeoutError
 
-        @pytest.mark.metaflow(timeout=3)
+        @pytest.mark.metaflow(timeout=10)  # generous: the step must print first, under load
         def test_blocking(runner):
             with pytest.raises(RunTimeoutError) as info:
                 runner("{tagged.flow('slow.py')}").run(seconds=300)
@@ -125,7 +271,7 @@ def test_timeout_result_status_logs_and_async(tagged: Tagged) -> None:
             assert result.status == "timeout"
             assert "sleeping" in result.stdout  # the partial log is kept
 
-        @pytest.mark.metaflow(timeout=3)
+        @pytest.mark.metaflow(timeout=10)
         def test_async(runner):
             async def main():
                 running = await runner("{tagged.flow('slow.py')}").async_run(seconds=300)
@@ -150,7 +296,7 @@ def test_timeout_result_status_logs_and_async(tagged: Tagged) -> None:
     # The option is overridden by the markers.
     result = tagged.pytester.runpytest_subprocess("--metaflow-timeout=3", "-v")
     result.assert_outcomes(passed=4)
-    assert wait_gone(tagged.tag) == []
+    assert tagged.leftovers() == []
 
 
 def test_ini_timeout_and_bad_values(tagged: Tagged) -> None:
@@ -199,7 +345,7 @@ def test_pytest_timeout_leaves_no_process_and_no_file(tagged: Tagged, method: st
     result = tagged.pytester.runpytest_subprocess("--timeout=4", f"--timeout-method={method}")
     assert result.ret != 0
     result.stdout.fnmatch_lines(["*Timeout*"])
-    assert wait_gone(tagged.tag) == []
+    assert tagged.leftovers() == []
     assert tagged.stray_files() == []
 
 
@@ -219,7 +365,7 @@ def test_run_timeout_keeps_pytest_timeout_signal_alarm(tagged: Tagged) -> None:
     result = tagged.pytester.runpytest_subprocess()
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*Failed: Timeout (>4.0s) from pytest-timeout*"])
-    assert wait_gone(tagged.tag) == []
+    assert tagged.leftovers() == []
 
 
 def test_successful_run_helper_process_is_killed_at_teardown(tagged: Tagged) -> None:
@@ -230,7 +376,7 @@ def test_successful_run_helper_process_is_killed_at_teardown(tagged: Tagged) -> 
         """
     )
     tagged.pytester.runpytest_subprocess().assert_outcomes(passed=1)
-    assert wait_gone(tagged.tag) == []
+    assert tagged.leftovers() == []
 
 
 @pytest.mark.parametrize(
@@ -264,8 +410,177 @@ def test_signals_to_pytest_leave_nothing(tagged: Tagged, sig: int, group: bool) 
         out = tagged.output()
         assert rc == pytest.ExitCode.INTERRUPTED, out
         assert "KeyboardInterrupt" in out and "test_after" not in out, out
-    assert wait_gone(tagged.tag) == []
+    assert tagged.leftovers() == []
     assert tagged.stray_files() == []
+
+
+# -- processes that hide from the environment scan (issue 11) -------------------------
+
+ESCAPERS = ["env_dropper.py", "proctitle.py", "reforker.py"]
+BACKENDS = [pytest.param("", id="default-backend"), pytest.param("psutil", id="psutil-backend")]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The inner session's process backend: the platform's default, or the portable one forced."""
+    if request.param:
+        monkeypatch.setenv(_processes.BACKEND_VAR, request.param)
+    else:
+        monkeypatch.delenv(_processes.BACKEND_VAR, raising=False)
+    return request.param
+
+
+@pytest.mark.parametrize("flow", ESCAPERS)
+def test_escaping_helpers_die_with_the_test(tagged: Tagged, backend: str, flow: str) -> None:
+    """Helpers that drop their environment, retitle themselves or keep re-forking: killed at
+    teardown after a successful run (as orphans) and when a run timeout kills the run."""
+    tagged.pytester.makepyfile(
+        f"""
+        import pytest
+        from pytest_metaflow import RunTimeoutError
+
+        def test_orphans(runner):
+            assert runner("{tagged.flow(flow)}").run(seconds=3).status == "successful"
+
+        @pytest.mark.metaflow(timeout=8)
+        def test_run_timeout(runner):
+            with pytest.raises(RunTimeoutError):
+                runner("{tagged.flow(flow)}").run(seconds=300)
+        """
+    )
+    result = tagged.pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=2)  # the leak guard found nothing left either
+    assert tagged.leftovers() == []
+    assert tagged.stray_files() == []
+
+
+@pytest.mark.parametrize("flow", ESCAPERS)
+def test_escaping_helpers_die_with_a_killed_pytest(tagged: Tagged, backend: str, flow: str) -> None:
+    """SIGKILL of pytest while they run: the watchdog finds them by group, descent and token."""
+    tagged.pytester.makepyfile(
+        f"""
+        def test_slow(runner):
+            runner("{tagged.flow(flow)}").run(seconds=300)
+        """
+    )
+    proc = tagged.popen("-v")
+    try:
+        wait_for(tagged.tag, "step start", proc)
+        time.sleep(3)  # let the step start its helpers (a re-forking chain, a retitled helper)
+        assert tagged.census.count(), "nothing to kill: the scenario did not start"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert tagged.leftovers() == []
+    assert tagged.stray_files() == []
+
+
+def test_setproctitle_hides_the_token(tagged: Tagged) -> None:
+    """The scenario is real: the retitled helper's environment no longer shows the token."""
+    tagged.pytester.makepyfile(
+        f"""
+        import time
+        from pytest_metaflow import _processes
+
+        def test_hidden(runner):
+            async def main():
+                running = await runner("{tagged.flow('proctitle.py')}").async_run(seconds=300)
+                deadline = time.monotonic() + 120
+                while "titled" not in open(running.command_obj.log_files["stdout"]).read():
+                    assert time.monotonic() < deadline
+                    time.sleep(0.1)
+                return running
+            import asyncio
+            asyncio.run(main())
+            titled = [p for p in _processes.other_pids() if b"innocent-helper" in (_processes.read_proc(p, "cmdline") or b"")]
+            assert titled
+            assert all(b"PYTEST_METAFLOW_TOKEN" not in (_processes.read_proc(p, "environ") or b"") for p in titled)
+        """
+    )
+    tagged.pytester.runpytest_subprocess().assert_outcomes(passed=1)
+    assert tagged.leftovers() == []
+
+
+def test_kill_stops_a_reforking_chain_and_loops_until_nothing_is_left(tmp_path: Path) -> None:
+    """kill_processes on its own: a fork-and-exit chain in a registered group, and one in a session of its own.
+
+    The root is a child subreaper that reaps whatever it adopts, as a run's root is
+    (the chains' exited members do not pile up as zombies). Each chain is bounded
+    (reforker.py's CHAIN: 800 forks, 60 s) and leaves a ``.expired`` file if it ends by
+    itself: the kill, not the bound, must end it.
+    """
+    root_code = (
+        "import ctypes, os, subprocess, sys, time\n"
+        "ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER\n"
+        "chain, cwd = sys.argv[1], sys.argv[2]\n"
+        "def start(name, **kw):\n"
+        "    subprocess.Popen([sys.executable, '-c', chain, str(time.time() + 60), os.path.join(cwd, name + '.expired'), '800', cwd, name], **kw)\n"
+        "start('chain', env={})\n"
+        "start('session', start_new_session=True)\n"
+        "deadline = time.time() + 60\n"
+        "while time.time() < deadline:  # reap everything: this root waits for nothing else\n"
+        "    time.sleep(0.05)\n"
+        "    try:\n"
+        "        while os.waitpid(-1, os.WNOHANG)[0]:\n"
+        "            pass\n"
+        "    except ChildProcessError:\n"
+        "        pass\n"
+    )
+    code = """
+import os, subprocess, sys, time
+from pytest_metaflow import _processes
+sys.path.insert(0, sys.argv[1])
+from reforker import CHAIN
+token = _processes.new_token()
+root = subprocess.Popen(_processes.in_new_session([sys.executable, "-c", sys.argv[2], CHAIN, os.getcwd()]),
+    env=dict(os.environ, PYTEST_METAFLOW_TOKEN=token + "/1"))
+_processes.register_run(token, root.pid)
+time.sleep(2)
+chains = set()
+deadline = time.monotonic() + 30
+while chains != {"chain", "session"} and time.monotonic() < deadline:  # a scan catches a fast chain now and then
+    chains.update({line.split()[-1] for line in _processes.processes_with(os.getcwd())} & {"chain", "session"})
+assert chains == {"chain", "session"}, chains
+killed = _processes.kill_processes([token])
+root.wait()
+time.sleep(1)
+print("left", _processes.find_processes([token]), "killed", len(killed))
+"""
+    try:
+        # Output to files, not pipes: a chain that survived would hold a pipe open forever.
+        with open(tmp_path / "out", "w") as out_file, open(tmp_path / "err", "w") as err_file:
+            proc = subprocess.run([sys.executable, "-c", code, str(FLOWS), root_code], stdout=out_file, stderr=err_file,
+                                  timeout=120, cwd=tmp_path)
+        out = subprocess.CompletedProcess(proc.args, proc.returncode, (tmp_path / "out").read_text(), (tmp_path / "err").read_text())
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.startswith("left [] killed"), out.stdout
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:  # by command line, independent of the kill's own bookkeeping
+            assert [p for p in processes_with(str(tmp_path)) if p.split()[-1] in ("chain", "session")] == []
+        assert list(tmp_path.glob("*.expired")) == []  # killed, not ended by their own bound
+    finally:
+        for line in processes_with(str(tmp_path)):
+            try:
+                os.kill(int(line.split(":")[0]), signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def test_backend_switch_and_report_header(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(_processes.BACKEND_VAR, "psutil")
+    assert _processes.backend() == "psutil"
+    assert _processes.limitations() and "subreaper" in _processes.limitations()[0]
+    result = pytester.runpytest_subprocess()
+    result.stdout.fnmatch_lines(["metaflow: process guard: psutil backend*", "metaflow: WARNING: no child subreaper*"])
+    monkeypatch.delenv(_processes.BACKEND_VAR)
+    if sys.platform.startswith("linux"):
+        assert _processes.backend() == "linux" and _processes.limitations() == []
+        result = pytester.runpytest_subprocess()
+        result.stdout.fnmatch_lines(["metaflow: process guard: linux backend (process groups, descent with each run's root a child subreaper, tokens)*"])
+        result.stdout.no_fnmatch_line("*WARNING*")
 
 
 # -- leak guard --------------------------------------------------------------------
@@ -277,11 +592,13 @@ def test_leak_guard_reports_bare_runner_leftovers(tagged: Tagged) -> None:
         import asyncio
         from metaflow import Runner
 
-        def test_bare_runner(runner):
+        def test_bare_runner(runner, tmp_path):
             runner("{tagged.flow('hello.py')}").run()  # fixture runs leave nothing
             async def start():
-                # a Runner made without the fixture: nobody stops its run
-                return await Runner("{tagged.flow('slow.py')}", env={{"METAFLOW_USER": "x"}}).async_run(seconds=300)
+                # a Runner made without the fixture: nobody stops its run (its datastore in
+                # tmp_path, not the cwd: the report to check here is the process's)
+                env = {{"METAFLOW_USER": "x", "METAFLOW_DATASTORE_SYSROOT_LOCAL": str(tmp_path)}}
+                return await Runner("{tagged.flow('slow.py')}", env=env).async_run(seconds=300)
             asyncio.run(start())
 
         def test_clean(runner):
@@ -304,6 +621,88 @@ def test_leak_guard_reports_bare_runner_leftovers(tagged: Tagged) -> None:
     off.assert_outcomes(passed=1)
     for line in processes_with(tagged.tag):
         os.kill(int(line.split(":")[0]), signal.SIGKILL)
+
+
+WRITER_FLOW = """
+import os, uuid
+from metaflow import FlowSpec, step
+
+class WriterFlow(FlowSpec):
+    @step
+    def start(self):
+        # what metaflow.S3 does in the cwd when its temp dir is not redirected
+        os.makedirs("metaflow.s3." + uuid.uuid4().hex[:8])
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+if __name__ == "__main__":
+    WriterFlow()
+"""
+
+
+def test_leak_guard_reports_metaflow_files_for_every_fixture(tagged: Tagged) -> None:
+    (tagged.pytester.path / tagged.tag / "writer.py").write_text(WRITER_FLOW)
+    tagged.flow_files.add("writer.py")
+    tagged.pytester.makepyfile(
+        f"""
+        import pytest
+
+        FLOW = "{tagged.flow('writer.py')}"
+        SOURCE = open(FLOW).read().split("if __name__")[0]
+
+        def test_runner(runner):
+            runner(FLOW).run()
+
+        def test_nbrunner(nbrunner):
+            nbrunner(SOURCE).nbrun()
+
+        @pytest.fixture(scope="session")
+        def shared(runner_factory):
+            return runner_factory(FLOW).run()
+
+        def test_session(shared):
+            assert shared.status == "successful"
+
+        def test_last():
+            pass
+        """
+    )
+    result = tagged.pytester.runpytest_subprocess("-p", "no:randomly")
+    result.assert_outcomes(passed=4, errors=3)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_runner*",
+            "*Metaflow file written outside the store: */metaflow.s3.*",
+            "*ERROR at teardown of test_nbrunner*",
+            "*Metaflow file written outside the store: */metaflow.s3.*",
+            "*ERROR at teardown of test_last*",
+            "*Metaflow file written outside the store: */metaflow.s3.*",
+        ]
+    )
+    for leftover in tagged.pytester.path.glob("metaflow.s3.*"):
+        leftover.rmdir()
+    assert tagged.leftovers() == []
+
+
+def test_leak_guard_reports_metaflow_files_for_collected_flows(tagged: Tagged) -> None:
+    """The fourth entry point (#10 item 4): a collected flow runs from its own directory;
+    what it writes there is reported like a fixture run's."""
+    (tagged.pytester.path / tagged.tag / "writer.py").write_text(WRITER_FLOW)
+    tagged.flow_files.add("writer.py")
+    result = tagged.pytester.runpytest_subprocess(f"--metaflow-collect={tagged.tag}/writer.py", tagged.tag)
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of WriterFlow*",
+            f"*Metaflow file written outside the store: */{tagged.tag}/metaflow.s3.*",
+        ]
+    )
+    for leftover in (tagged.pytester.path / tagged.tag).glob("metaflow.s3.*"):
+        leftover.rmdir()
+    assert tagged.leftovers() == []
 
 
 # -- concurrency --------------------------------------------------------------------
@@ -352,7 +751,7 @@ def test_xdist_sessions_do_not_collide(tagged: Tagged) -> None:
     )
     result = tagged.pytester.runpytest_subprocess("-n", "2")
     result.assert_outcomes(passed=6, failed=2)
-    assert wait_gone(tagged.tag) == []
+    assert tagged.leftovers() == []
     assert tagged.stray_files() == []
 
 
@@ -381,3 +780,36 @@ os._exit(0)
     while generated.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not generated.exists()
+
+
+def test_run_root_adopts_and_reaps_orphans(runner: "object", tmp_path: Path) -> None:
+    """The run's root is the child subreaper: a fork chain's members are re-parented to it
+    (so they stay its descendants) and reaped by it, so zombies do not pile up; pytest,
+    which is no subreaper, gets none of them."""
+    if _processes.backend() != "linux":
+        pytest.skip("the child subreaper is Linux-only (the psutil backend is forced)")
+    import asyncio
+
+    shutil.copy(FLOWS / "reforker.py", tmp_path / "reforker.py")
+
+    async def watch() -> Tuple[int, int, int, int]:
+        running = await runner(str(tmp_path / "reforker.py")).async_run(seconds=300)  # type: ignore[operator]
+        root = running.command_obj.process.pid
+        adopted, zombies, most = set(), 0, 0
+        deadline = time.monotonic() + 120
+        while len(adopted) < 40 and time.monotonic() < deadline:
+            table = _proc_table()
+            children = [p for p in table.values() if p.ppid == root]
+            adopted |= {p.pid for p in children if b"chain" in (_processes.read_proc(p.pid, "cmdline") or b"")}
+            most = max(most, sum(p.zombie for p in children))
+            zombies = sum(p.zombie and p.ppid == os.getpid() for p in table.values())
+            await asyncio.sleep(0.1)
+        return root, len(adopted), most, zombies
+
+    root, adopted, most, zombies_under_pytest = asyncio.run(watch())
+    # 40 chain members re-parented to the root one after the other, each exiting after
+    # its fork: unreaped, they would all be zombies of the root by now.
+    assert adopted >= 40
+    assert most < adopted // 2
+    assert zombies_under_pytest == 0
+    assert list(tmp_path.glob("*.expired")) == []

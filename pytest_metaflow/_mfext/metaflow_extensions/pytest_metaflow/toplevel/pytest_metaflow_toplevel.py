@@ -50,3 +50,146 @@ def __no_stdin():
 
 __no_stdin()
 del __no_stdin
+
+
+# pytest-metaflow: a run's root process (the runtime of `run`/`resume`, a `spin`) is a
+# child subreaper that reaps every orphan it adopts.
+#
+# A step's helper whose parent exits (a daemon, a fork chain) is re-parented to the
+# nearest subreaper ancestor instead of init, so it stays a descendant of the run's
+# root, where the plugin's kill finds it by descent even after it left the run's
+# process group and dropped its environment. A subreaper must reap what it adopts
+# (zombies pile up otherwise), but never a child it started itself: its Popen (or
+# whoever forked it) waits for that one, and a status stolen from a Popen reads 0.
+# So every way this process creates a child records the child's (pid, start time)
+# under a lock the reaper holds while it reaps; the reaper collects only exited
+# children it did not create. The plugin asks for it with PYTEST_METAFLOW_SUBREAPER=1
+# (Linux, process backend "linux"); the variable is removed at once, so the run's
+# own tasks are not subreapers.
+def __subreaper():
+    import sys
+
+    if __os.environ.get("PYTEST_METAFLOW_SUBREAPER") != "1" or not sys.platform.startswith("linux"):
+        return
+    argv = set(sys.argv[1:])
+    if "step" in argv or not argv & {"run", "resume", "spin"}:
+        return  # a task, a kernel, a `check`: not a run's root
+    del __os.environ["PYTEST_METAFLOW_SUBREAPER"]
+    import ctypes
+    import subprocess
+    import threading
+    import time
+
+    try:
+        if ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) != 0:  # PR_SET_CHILD_SUBREAPER
+            return
+    except (OSError, AttributeError):
+        return
+    me = __os.getpid()
+    lock = threading.RLock()
+    own = {}  # pid -> start time (None: unreadable, then the pid alone counts) of children made here
+
+    def stat_of(pid):
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            return fields[0], fields[19], int(fields[1])  # state, start time, parent
+        except (OSError, IndexError):
+            return None
+
+    def remember(pid):
+        if isinstance(pid, int) and pid > 0:
+            stat = stat_of(pid)  # not reaped yet (nobody waited): readable even if it exited
+            own[pid] = stat[1] if stat else None
+
+    def creating(make, pid_of=lambda result: result):
+        def wrapper(*args, **kwargs):
+            with lock:  # the reaper never sees a new child before it is recorded
+                result = make(*args, **kwargs)
+                if __os.getpid() == me:  # not in a forked child
+                    remember(pid_of(result))
+                return result
+
+        wrapper.__wrapped__ = make
+        return wrapper
+
+    original_execute_child = subprocess.Popen._execute_child
+
+    def _execute_child(self, *args, **kwargs):
+        with lock:
+            try:
+                return original_execute_child(self, *args, **kwargs)
+            finally:
+                remember(getattr(self, "pid", None))
+
+    subprocess.Popen._execute_child = _execute_child
+    for name in ("fork", "posix_spawn", "posix_spawnp"):
+        if hasattr(__os, name):
+            setattr(__os, name, creating(getattr(__os, name)))
+    if hasattr(__os, "forkpty"):
+        __os.forkpty = creating(__os.forkpty, lambda result: result[0])
+    try:
+        import _posixsubprocess  # multiprocessing's spawn and forkserver start children with it
+
+        _posixsubprocess.fork_exec = creating(_posixsubprocess.fork_exec)
+    except (ImportError, AttributeError):
+        pass
+    # system() forks and waits inside C: no reaping while one is in flight.
+    __os.system = creating(__os.system, lambda result: None)
+
+    def children():
+        found = set()
+        try:
+            tasks = __os.listdir(f"/proc/{me}/task")
+        except OSError:
+            return found
+        for task in tasks:
+            try:
+                with open(f"/proc/{me}/task/{task}/children", "rb") as f:
+                    found.update(int(p) for p in f.read().split())
+            except (OSError, ValueError):
+                pass
+        return found
+
+    if not __os.path.exists(f"/proc/{me}/task/{me}/children"):  # kernel without CONFIG_PROC_CHILDREN
+
+        def children():  # noqa: F811
+            found = set()
+            for name in __os.listdir("/proc"):
+                if name.isdigit():
+                    try:
+                        with open(f"/proc/{name}/stat", "rb") as f:
+                            if int(f.read().rsplit(b")", 1)[1].split()[1]) == me:
+                                found.add(int(name))
+                    except (OSError, IndexError, ValueError):
+                        pass
+            return found
+
+    def reap():
+        while True:
+            time.sleep(0.05)
+            try:
+                with lock:
+                    live = children()
+                    for pid in live:
+                        stat = stat_of(pid)
+                        if stat is None or stat[0] not in (b"Z", b"X"):
+                            continue
+                        if pid in own and own[pid] in (None, stat[1]):
+                            continue  # its creator waits for it
+                        try:
+                            __os.waitid(__os.P_PID, pid, __os.WEXITED | __os.WNOHANG)
+                        except ChildProcessError:
+                            pass
+                    for pid in [p for p in own if p not in live]:
+                        stat = stat_of(pid)  # (the children lists are not atomic: check)
+                        if stat is None or stat[2] != me or own[pid] not in (None, stat[1]):
+                            del own[pid]  # reaped by its creator: the pid may be reused
+            except Exception:  # a dead reaper would let zombies pile up: keep going
+                pass
+
+    threading.Thread(target=reap, name="pytest-metaflow-reaper", daemon=True).start()
+
+
+__subreaper()
+del __subreaper
