@@ -4,8 +4,13 @@ A generated test spins one step of a fresh base run with the inputs recorded
 from the original run, then compares the step's artifacts with the recorded
 outputs through ``artifact_snapshot``::
 
-    spun = spin_step(runner(FLOW), base_run, "train", load_inputs(INPUTS / "train.py"))
-    artifact_snapshot.assert_match(spun, step="train")
+    inputs = load_inputs(INPUTS / "train.py")
+    spun = spin_step(runner(FLOW), base_run, "train", inputs)
+    artifact_snapshot.assert_match(spun, step="train", names=step_outputs(spun, inputs))
+
+The names compared are found at test time (:func:`step_outputs`), not listed
+in the module: an artifact the step starts (or stops) setting fails the test,
+and ``pytest --snapshot-update`` accepts it.
 
 Importing this module does not import metaflow.
 """
@@ -16,12 +21,12 @@ import operator
 import runpy
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, List, Optional, Union
 
 from . import reporting
 from .errors import PytestMetaflowWarning
 
-__all__ = ["load_inputs", "spin_step", "input_key"]
+__all__ = ["load_inputs", "spin_step", "step_outputs", "input_key"]
 
 _hide = operator.methodcaller("errisinstance", AssertionError)
 
@@ -39,7 +44,8 @@ def input_key(task: Any) -> str:
 
 def _index(task: Any) -> Optional[int]:
     try:
-        return task.index
+        index = task.index
+        return None if index is None else int(index)
     except Exception:  # not in a foreach
         return None
 
@@ -93,3 +99,65 @@ def spin_step(runner: Any, base_run: Any, step: str, inputs: Dict[str, Any], *, 
         # Every recorded input is passed on purpose, also those the step only passes down.
         warnings.simplefilter("ignore", PytestMetaflowWarning)
         return runner.spin(task.pathspec, artifacts=artifacts, persist=True)
+
+
+def step_outputs(spun: Any, inputs: Dict[str, Any], *, join: bool = False) -> List[str]:
+    """The names of the artifacts the spun step set, as opposed to those it passed down.
+
+    An artifact is passed down when the step's inputs hold the same value
+    under its name (for a join: every parent's inputs); Metaflow's own
+    ``_...`` artifacts and ``name`` are left out. Found anew on every run, so
+    an artifact the step starts or stops setting shows in the snapshot
+    comparison (``new artifact, not in the snapshot`` / ``in the snapshot,
+    missing now``).
+
+    Parameters
+    ----------
+    spun : ExecutingTask or metaflow.Task
+        What :func:`spin_step` returned.
+    inputs : dict
+        The inputs the step was spun with, as passed to :func:`spin_step`.
+    join : bool
+        Whether the step is a join (``inputs`` then holds one dict per parent).
+
+    Returns
+    -------
+    list of str
+        Sorted artifact names, to pass as ``names=`` to ``artifact_snapshot.assert_match``.
+    """
+    from ._snapshot import user_artifacts
+
+    _, task = reporting.split(spun)
+    upstream = [dict(values) for values in inputs.values()] if join else [inputs]
+    names = []
+    for name, artifact in user_artifacts(task).items():
+        if name in _flow_level_names(task):
+            continue  # parameters and class constants: no step sets them
+        if not upstream or not all(name in up for up in upstream):
+            names.append(name)
+            continue
+        try:
+            value = artifact.data
+        except Exception:  # a spun join task cannot read what it only passed down (see README)
+            continue
+        if not all(_same(value, up[name]) for up in upstream):
+            names.append(name)
+    return sorted(names)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as the snapshot would write them (lossless text: numpy and pandas included)."""
+    from . import _values
+
+    try:
+        return _values.write_value(a, "a")[0] == _values.write_value(b, "a")[0]
+    except Exception:  # a value no snapshot can hold: the step's test would name it if it were an output
+        return True
+
+
+def _flow_level_names(task: Any) -> List[str]:
+    try:
+        info = task["_graph_info"].data
+    except Exception:  # not readable from a spun join task: its parents' values then decide
+        return []
+    return [str(p["name"]) for key in ("parameters", "constants") for p in info.get(key, [])]
