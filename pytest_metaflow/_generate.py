@@ -293,7 +293,7 @@ def _test_module(flow_name: str, flow_rel: str, stem: str, origin: str, params: 
             f"def test_{rec.step}(runner, base_run, artifact_snapshot):",
             f"    inputs = load_inputs(INPUTS / {rec.step + '.py'!r})",
             f"    spun = spin_step(runner(FLOW), base_run, {rec.step!r}, inputs{join})",
-            f"    artifact_snapshot.assert_match(spun, step={rec.step!r}, names=step_outputs(spun, inputs{join}))",
+            f"    artifact_snapshot.assert_match(spun, step={rec.step!r}, names=step_outputs(spun, base_run, inputs{join}))",
         ]
     return "\n".join(lines) + "\n"
 

@@ -6,7 +6,7 @@ outputs through ``artifact_snapshot``::
 
     inputs = load_inputs(INPUTS / "train.py")
     spun = spin_step(runner(FLOW), base_run, "train", inputs)
-    artifact_snapshot.assert_match(spun, step="train", names=step_outputs(spun, inputs))
+    artifact_snapshot.assert_match(spun, step="train", names=step_outputs(spun, base_run, inputs))
 
 The names compared are found at test time (:func:`step_outputs`), not listed
 in the module: an artifact the step starts (or stops) setting fails the test,
@@ -101,20 +101,24 @@ def spin_step(runner: Any, base_run: Any, step: str, inputs: Dict[str, Any], *, 
         return runner.spin(task.pathspec, artifacts=artifacts, persist=True)
 
 
-def step_outputs(spun: Any, inputs: Dict[str, Any], *, join: bool = False) -> List[str]:
+def step_outputs(spun: Any, base_run: Any, inputs: Dict[str, Any], *, join: bool = False) -> List[str]:
     """The names of the artifacts the spun step set, as opposed to those it passed down.
 
-    An artifact is passed down when the step's inputs hold the same value
-    under its name (for a join: every parent's inputs); Metaflow's own
-    ``_...`` artifacts and ``name`` are left out. Found anew on every run, so
-    an artifact the step starts or stops setting shows in the snapshot
-    comparison (``new artifact, not in the snapshot`` / ``in the snapshot,
-    missing now``).
+    An artifact is passed down when it holds the value its step was fed under
+    that name: the recorded input, or the base run's parent task's value
+    (Metaflow's spin persists passed-down artifacts from the base run, not from
+    ``artifacts=``); for a join, for every parent. Parameters, class constants,
+    Metaflow's own ``_...`` artifacts and ``name`` are left out. Found anew on
+    every run, so an artifact the step starts or stops setting shows in the
+    snapshot comparison (``new artifact, not in the snapshot`` / ``in the
+    snapshot, missing now``).
 
     Parameters
     ----------
     spun : ExecutingTask or metaflow.Task
         What :func:`spin_step` returned.
+    base_run : ExecutingRun or metaflow.Run
+        The run the step was spun from.
     inputs : dict
         The inputs the step was spun with, as passed to :func:`spin_step`.
     join : bool
@@ -125,24 +129,41 @@ def step_outputs(spun: Any, inputs: Dict[str, Any], *, join: bool = False) -> Li
     list of str
         Sorted artifact names, to pass as ``names=`` to ``artifact_snapshot.assert_match``.
     """
+    from ._generate import parents_of
     from ._snapshot import user_artifacts
 
     _, task = reporting.split(spun)
-    upstream = [dict(values) for values in inputs.values()] if join else [inputs]
+    _, run = reporting.split(base_run)
+    parents, _ = parents_of(run, representative_task(run, task.pathspec.split("/")[2]))
+    if join:
+        by_key = {input_key(p): p for p in parents}
+        fed = [(dict(values), by_key.get(key)) for key, values in inputs.items()]
+    else:
+        fed = [(inputs, parents[0] if parents else None)]
+    flow_level = _flow_level_names(task)
     names = []
     for name, artifact in user_artifacts(task).items():
-        if name in _flow_level_names(task):
+        if name in flow_level:
             continue  # parameters and class constants: no step sets them
-        if not upstream or not all(name in up for up in upstream):
+        if not fed or not all(name in recorded for recorded, _ in fed):
             names.append(name)
             continue
         try:
             value = artifact.data
         except Exception:  # a spun join task cannot read what it only passed down (see README)
             continue
-        if not all(_same(value, up[name]) for up in upstream):
+        if not all(_passed_down(value, name, recorded, parent) for recorded, parent in fed):
             names.append(name)
     return sorted(names)
+
+
+def _passed_down(value: Any, name: str, recorded: Dict[str, Any], parent: Any) -> bool:
+    if _same(value, recorded[name]):
+        return True
+    try:
+        return parent is not None and _same(value, parent[name].data)
+    except Exception:  # the parent has no such artifact (or it cannot be read)
+        return False
 
 
 def _same(a: Any, b: Any) -> bool:
