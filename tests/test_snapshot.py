@@ -254,6 +254,40 @@ def test_tolerance_and_spun_task(snap_pytester: pytest.Pytester) -> None:
     assert "# name: test_spun[gather]" in (p.path / "__snapshots__" / "test_spin.ambr").read_text()
 
 
+def test_the_fixture_has_a_public_type_mypy_checks(pytester: pytest.Pytester) -> None:
+    import subprocess
+    import sys
+
+    user_code = textwrap.dedent(
+        """
+        from pytest_metaflow import ArtifactSnapshot
+
+        def test_typed(artifact_snapshot: ArtifactSnapshot) -> None:
+            assert isinstance(artifact_snapshot, ArtifactSnapshot)
+
+        def misuse(artifact_snapshot: ArtifactSnapshot) -> None:
+            artifact_snapshot.assert_match(None, stepp="end")
+        """
+    )
+    pytester.makepyfile(test_typed=user_code)
+    pytester.runpytest_subprocess("-k", "typed").assert_outcomes(passed=1)
+    import os
+
+    import pytest_metaflow
+
+    # An editable install is found through an import hook mypy does not follow: point it at the source.
+    source = str(Path(pytest_metaflow.__file__).parent.parent)
+    checked = subprocess.run(
+        [sys.executable, "-m", "mypy", "--no-incremental", "--follow-imports=silent", "test_typed.py"],
+        cwd=pytester.path, capture_output=True, text=True, timeout=600, env={**os.environ, "MYPYPATH": source},
+    )
+    assert 'Unexpected keyword argument "stepp" for "assert_match" of "ArtifactSnapshot"' in checked.stdout, checked.stdout
+    written = (pytester.path / "test_typed.py").read_text().splitlines()
+    misuse_line = next(i for i, line in enumerate(written, 1) if "stepp=" in line)
+    errors = [line for line in checked.stdout.splitlines() if "error:" in line]
+    assert errors and all(line.startswith(f"test_typed.py:{misuse_line}:") for line in errors), checked.stdout
+
+
 def test_without_syrupy_the_fixture_says_what_to_install(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_x(artifact_snapshot):\n    pass\n")
     result = pytester.runpytest_subprocess("-p", "no:syrupy")
