@@ -158,7 +158,7 @@ def step_outputs(spun: Any, base_run: Any, inputs: Dict[str, Any], *, join: bool
     for name, artifact in user_artifacts(task).items():
         if name in flow_level:
             continue  # parameters and class constants: no step sets them
-        if not fed or not all(name in recorded for recorded, _ in fed):
+        if not fed:
             names.append(name)
             continue
         try:
@@ -171,11 +171,13 @@ def step_outputs(spun: Any, base_run: Any, inputs: Dict[str, Any], *, join: bool
 
 
 def _passed_down(value: Any, name: str, recorded: Dict[str, Any], parent: Any) -> bool:
-    if _same(value, recorded[name]):
+    # The base run's parent counts too: after a change upstream it may pass down
+    # an artifact the recorded inputs do not have yet; that is not this step's doing.
+    if name in recorded and _same(value, recorded[name]):
         return True
     try:
-        return parent is not None and _same(value, parent[name].data)
-    except Exception:  # the parent has no such artifact (or it cannot be read)
+        return parent is not None and name in parent and _same(value, parent[name].data)
+    except Exception:  # the parent's artifact cannot be read
         return False
 
 
