@@ -1,7 +1,7 @@
 """pytest-metaflow: test Metaflow flows like functions.
 
 Fixtures (``runner``, ``nbrunner``, ``run_notebook``, ``runner_factory``, ``metaflow_s3``, ``s3_server``,
-``metaflow_store``) are registered by
+``metaflow_store``, ``artifact_snapshot``) are registered by
 the ``pytest11`` entry point; this package exports the assertion helpers, the
 error types and the fixtures' types. Importing it does not import metaflow.
 """
@@ -30,11 +30,13 @@ from .errors import (
     S3EndpointError,
 )
 from ._s3 import MetaflowS3, S3Server
+from ._snapshot_api import ArtifactSnapshot
 from .fixtures import NBRunnerFixture, NotebookFixture, RunnerFixture
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ArtifactSnapshot",
     "assert_artifacts",
     "assert_log_contains",
     "assert_log_matches",

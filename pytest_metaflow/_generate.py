@@ -25,9 +25,10 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import AbstractSet, Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from . import _spin, _store, reporting
+from ._snapshot_hooks import prune_side_files
 from .errors import PytestMetaflowError
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
@@ -93,40 +94,65 @@ def parse_params(items: Sequence[str]) -> Dict[str, Any]:
 
 def _index(task: Any) -> Optional[int]:
     try:
-        return task.index
+        index = task.index
+        return None if index is None else int(index)
     except Exception:  # not in a foreach
         return None
 
 
-def _values_of(task: Any) -> Dict[str, Any]:
+def _values_of(task: Any, leave_out: AbstractSet[str] = frozenset()) -> Dict[str, Any]:
     from ._snapshot import user_artifacts
 
-    return {name: artifact.data for name, artifact in user_artifacts(task).items()}
+    return {name: artifact.data for name, artifact in user_artifacts(task).items() if name not in leave_out}
+
+
+def not_recordable_parameters(run: Any) -> Set[str]:
+    """Parameters a spun step cannot be fed through ``artifacts=``: ``IncludeFile`` and configs.
+
+    Metaflow's spin re-loads them from the run's parameters and refuses another
+    value (``AttributeError: Flow level attributes and Parameters are not
+    modifiable``); the base run of the generated module supplies them.
+    """
+    from ._snapshot import graph_info
+
+    params = graph_info(run).get("parameters", [])
+    return {str(p["name"]) for p in params if p.get("type") not in (None, "Parameter")}
 
 
 def record(run: Any) -> List[StepRecord]:
     """One :class:`StepRecord` per step of a finished run, in execution order."""
-    from ._snapshot import graph_info
     from .generated import input_key, representative_task
 
-    steps_info = graph_info(run).get("steps", {})
-    start = graph_info(run).get("start_step", "start")
+    fixed = not_recordable_parameters(run)
     records = []
     for step in reporting.steps(run):
         task = representative_task(run, step.id)
-        join = steps_info.get(step.id, {}).get("type") == "join"
-        if step.id == start:
-            parents = [run["_parameters"].task]
-            inputs: Dict[str, Any] = _values_of(parents[0])
-        elif join:
-            parents = sorted(task.parent_tasks, key=lambda p: (p.parent.id, _index(p) or 0))
-            inputs = {input_key(p): _values_of(p) for p in parents}
+        parents, join = parents_of(run, task)
+        inputs: Dict[str, Any]
+        if join:
+            inputs = {input_key(p): _values_of(p, fixed) for p in parents}
         else:
-            parents = list(task.parent_tasks)
-            inputs = _values_of(parents[0]) if parents else {}
+            inputs = _values_of(parents[0], fixed) if parents else {}
         outputs = {name: artifact.data for name, artifact in set_by_step(task, parents, join).items()}
         records.append(StepRecord(step.id, task.pathspec, _index(task), join, inputs, outputs))
     return records
+
+
+def parents_of(run: Any, task: Any) -> Tuple[List[Any], bool]:
+    """The tasks ``task`` read its artifacts from, and whether its step is a join.
+
+    The start step reads the run's parameters (the ``_parameters`` task); a
+    join's parents come sorted by step and foreach index.
+    """
+    from ._snapshot import graph_info
+
+    info = graph_info(run)
+    step = task.pathspec.split("/")[2]
+    if step == info.get("start_step", "start"):
+        return [run["_parameters"].task], False
+    if info.get("steps", {}).get(step, {}).get("type") == "join":
+        return sorted(task.parent_tasks, key=lambda p: (p.parent.id, _index(p) or 0)), True
+    return list(task.parent_tasks), False
 
 
 def set_by_step(task: Any, parents: Sequence[Any], join: bool) -> Dict[str, Any]:
@@ -238,15 +264,16 @@ def _test_module(flow_name: str, flow_rel: str, stem: str, origin: str, params: 
         f'"""Step regression tests for {flow_name}, written by `pytest-metaflow generate` from run {origin}.',
         "",
         f"Each test spins one step of a fresh run with the inputs recorded from that run ({stem}_inputs/)",
-        "and compares the artifacts the step sets with the recorded ones (__snapshots__/). After an",
-        "intended change, `pytest --snapshot-update` records the new outputs.",
+        "and compares the artifacts the step sets with the recorded ones (__snapshots__/): a changed,",
+        "new or removed artifact fails the step's test. After an intended change,",
+        "`pytest --snapshot-update` records the new outputs.",
         '"""',
         "",
         "from pathlib import Path",
         "",
         "import pytest",
         "",
-        "from pytest_metaflow.generated import load_inputs, spin_step",
+        "from pytest_metaflow.generated import load_inputs, spin_step, step_outputs",
         "",
         "HERE = Path(__file__).parent",
         f"FLOW = (HERE / {flow_rel!r}).resolve()",
@@ -264,10 +291,9 @@ def _test_module(flow_name: str, flow_rel: str, stem: str, origin: str, params: 
             "",
             "",
             f"def test_{rec.step}(runner, base_run, artifact_snapshot):",
-            *(["    # The step sets no artifact of its own: this checks that it still runs."] if not rec.outputs else []),
             f"    inputs = load_inputs(INPUTS / {rec.step + '.py'!r})",
             f"    spun = spin_step(runner(FLOW), base_run, {rec.step!r}, inputs{join})",
-            f"    artifact_snapshot.assert_match(spun, step={rec.step!r}, names={sorted(rec.outputs)!r})",
+            f"    artifact_snapshot.assert_match(spun, step={rec.step!r}, names=step_outputs(spun, base_run, inputs{join}))",
         ]
     return "\n".join(lines) + "\n"
 
@@ -341,6 +367,7 @@ def write_suite(out: Path, plan: Planned, snapshots: List[Tuple[str, Any]], stem
     location = out / "__snapshots__" / f"test_{stem}_steps.ambr"
     location.unlink(missing_ok=True)
     _snapshot.write_snapshots(location, snapshots)
+    prune_side_files(location.parent)  # those of a previous generation
     return out / f"test_{stem}_steps.py"
 
 
@@ -361,7 +388,7 @@ def generate(
         os.environ.setdefault("METAFLOW_USER", _store.FALLBACK_USER)  # CI containers: root, no USER
     out_dir = Path(out)
     if run_pathspec is not None:
-        from metaflow import Run, namespace
+        from metaflow.client.core import Run, namespace
 
         namespace(None)
         try:

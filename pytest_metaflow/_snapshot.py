@@ -6,7 +6,9 @@ serializer writes artifacts as readable, lossless text (:mod:`._values`), whose
 comparator applies ``rtol``/``atol`` and whose diff names the artifact and the
 element that changed. Large numpy/pandas values go to side files in
 ``__snapshot_blobs__/`` next to ``__snapshots__/`` (outside it: syrupy treats
-every file in ``__snapshots__/`` as a snapshot collection).
+every file in ``__snapshots__/`` as a snapshot collection); those no snapshot
+refers to any more are deleted at the end of a ``--snapshot-update`` session
+(:mod:`._snapshot_hooks`).
 
 This module imports syrupy; the fixture imports it on first use.
 """
@@ -25,9 +27,9 @@ from syrupy.data import Snapshot, SnapshotCollection
 from syrupy.extensions.amber import AmberSnapshotExtension
 
 from . import _values, reporting
+from ._snapshot_hooks import BLOB_DIRNAME
 from .errors import PytestMetaflowError
 
-BLOB_DIRNAME = "__snapshot_blobs__"
 _hide = operator.methodcaller("errisinstance", AssertionError)
 # Large values of the assertion in progress, by sha256: written to side files
 # only when syrupy writes the snapshot (create/update), read back to compare.
@@ -69,12 +71,13 @@ def _end_step(run: Any) -> str:
         return str(end or "end") if end in names else "end"
     if not names:
         raise ValueError(f"run {run.pathspec} has no steps yet")
-    return names[-1]
+    return str(names[-1])
 
 
 def _index(task: Any) -> Optional[int]:
     try:
-        return task.index
+        index = task.index
+        return None if index is None else int(index)
     except Exception:  # tasks outside a foreach, or client versions without it
         return None
 
@@ -201,7 +204,7 @@ def _load_side_file(path: Path) -> Any:
             return np.load(path, allow_pickle=False)
         except ValueError:  # object arrays are pickled inside the .npy
             return np.load(path, allow_pickle=True)
-    import pandas as pd  # type: ignore[import-untyped]
+    import pandas as pd  # type: ignore[import-untyped,unused-ignore]
 
     return pd.read_pickle(path)
 
@@ -317,8 +320,8 @@ class ArtifactSnapshotExtension(AmberSnapshotExtension):
         return out
 
 
-class ArtifactSnapshot:
-    """The ``artifact_snapshot`` fixture: snapshot assertions on Metaflow results.
+class ArtifactSnapshotAssertion:
+    """The ``artifact_snapshot`` fixture's value (its public type: :class:`pytest_metaflow.ArtifactSnapshot`).
 
     Built on syrupy's ``snapshot`` fixture with :class:`ArtifactSnapshotExtension`.
     """
@@ -401,7 +404,7 @@ class ArtifactSnapshot:
         )
 
 
-def make_fixture(request: Any) -> ArtifactSnapshot:
+def make_fixture(request: Any) -> ArtifactSnapshotAssertion:
     """The fixture's value: syrupy's ``snapshot`` with our extension."""
     if not request.config.pluginmanager.hasplugin("syrupy"):
         import pytest
@@ -412,7 +415,7 @@ def make_fixture(request: Any) -> ArtifactSnapshot:
             pytrace=False,
         )
     snapshot = request.getfixturevalue("snapshot")
-    return ArtifactSnapshot(snapshot.use_extension(ArtifactSnapshotExtension), Path(str(request.node.path)))
+    return ArtifactSnapshotAssertion(snapshot.use_extension(ArtifactSnapshotExtension), Path(str(request.node.path)))
 
 
 # --- used by ``pytest-metaflow generate`` -------------------------------------

@@ -30,7 +30,7 @@ import hashlib
 import math
 import pathlib
 import uuid
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 # numpy arrays and pandas objects with more elements than this go to a side file.
 INLINE_LIMIT = 1000
@@ -119,7 +119,7 @@ class Writer:
     def __init__(self, inline_limit: int = INLINE_LIMIT) -> None:
         self.inline_limit = inline_limit
         self.large: Dict[str, Large] = {}
-        self._active: set = set()
+        self._active: Set[int] = set()
 
     def write(self, value: Any, path: str) -> str:
         if id(value) in self._active:
@@ -222,7 +222,7 @@ class Writer:
         )
 
     def _index(self, index: Any, path: str) -> str:
-        import pandas as pd  # type: ignore[import-untyped]
+        import pandas as pd  # type: ignore[import-untyped,unused-ignore]
 
         if isinstance(index, pd.RangeIndex):
             fields = [("start", repr(index.start)), ("stop", repr(index.stop)), ("step", repr(index.step))]
@@ -243,7 +243,7 @@ class Writer:
         return _call("column", [("dtype", repr(str(series.dtype))), ("values", self.write(series.tolist(), path))])
 
     def _pandas(self, value: Any, path: str) -> str:
-        import pandas as pd  # type: ignore[import-untyped]
+        import pandas as pd  # type: ignore[import-untyped,unused-ignore]
 
         if isinstance(value, pd.DataFrame):
             names = list(value.columns)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional,
 import pytest
 
 from . import _flowfile, _kept, _leakguard, _notebook, _processes, _store
+from ._snapshot_api import ArtifactSnapshot
 
 if TYPE_CHECKING:
     import metaflow
@@ -389,11 +390,11 @@ def runner_factory(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
 
 
 @pytest.fixture
-def artifact_snapshot(request: pytest.FixtureRequest) -> Any:
+def artifact_snapshot(request: pytest.FixtureRequest) -> "ArtifactSnapshot":
     """Snapshot assertions on Metaflow results, kept by syrupy (``pytest --snapshot-update``).
 
     ``artifact_snapshot.assert_match(result, *, step=None, names=None, rtol=None, atol=None)``;
-    see :class:`pytest_metaflow._snapshot.ArtifactSnapshot`. Needs ``pytest-metaflow[snapshot]``.
+    see :class:`pytest_metaflow.ArtifactSnapshot`. Needs ``pytest-metaflow[snapshot]``.
     """
     try:
         from ._snapshot import make_fixture  # imports syrupy

@@ -32,7 +32,7 @@ from .fixtures import (  # noqa: F401  (fixtures are registered by import)
 )
 
 # Hermetic S3 (fixtures s3_server, metaflow_s3, and their hooks) lives in its own plugin module.
-pytest_plugins = ["pytest_metaflow._s3plugin"]
+pytest_plugins = ["pytest_metaflow._s3plugin", "pytest_metaflow._snapshot_hooks"]
 
 SHOW_OUTPUT_HELP = "stream the output of flow runs live instead of keeping it for the failure report"
 PYLINT_HELP = "let Metaflow lint flows with pylint before each run (off by default: +1 s per run)"

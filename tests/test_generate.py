@@ -14,6 +14,14 @@ import pytest
 SAMPLES = Path(__file__).parent.parent / "sample_flows"
 
 
+@pytest.fixture(autouse=True)
+def _not_an_xdist_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Under an outer `pytest -n 2` the inner pytest would inherit PYTEST_XDIST_WORKER and
+    # syrupy would take it for a worker of its own (no snapshot report, no cleanup).
+    for var in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(var, raising=False)
+
+
 def generate(pytester: pytest.Pytester, *args: str, env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
     """Run the console script's code in a fresh interpreter (as the installed script would)."""
     return subprocess.run(
@@ -63,6 +71,22 @@ def test_linear_flow(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*artifacts of step 'train' differ from snapshot test_train[[]train[]]*", "*  b: 0.775* -> 1.775*"])
 
     pytester.runpytest_subprocess("gen", "--snapshot-update").assert_outcomes(passed=4)
+    pytester.runpytest_subprocess("gen").assert_outcomes(passed=4)
+
+    # A one-line change that sets a new artifact: the step's test fails, naming it.
+    edit(flow, "        print(f\"loss {self.loss:.4f}\")\n", "        self.rmse = self.loss**0.5\n")
+    result = pytester.runpytest_subprocess("gen", "-n", "2")
+    result.assert_outcomes(passed=3, failed=1)
+    assert failed_tests(result) == ["test_evaluate"]
+    result.stdout.fnmatch_lines(
+        [
+            "*artifacts of step 'evaluate' differ from snapshot test_evaluate[[]evaluate[]]*",
+            "*  rmse: new artifact, not in the snapshot*",
+            "*run `pytest --snapshot-update` to accept the new values*",
+        ]
+    )
+    pytester.runpytest_subprocess("gen", "--snapshot-update").assert_outcomes(passed=4)
+    assert "rmse = " in (pytester.path / "gen" / "__snapshots__" / "test_train_flow_steps.ambr").read_text()
     pytester.runpytest_subprocess("gen").assert_outcomes(passed=4)
 
 

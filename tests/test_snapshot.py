@@ -142,7 +142,11 @@ SNAP_TEST = """
 
 
 @pytest.fixture
-def snap_pytester(pytester: pytest.Pytester) -> pytest.Pytester:
+def snap_pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    # Under an outer `pytest -n 2` the inner pytest would inherit PYTEST_XDIST_WORKER, and
+    # syrupy, which reads it to tell a worker, would skip its unused-snapshot report.
+    for var in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(var, raising=False)
     flow = Path(__file__).parent.parent / "sample_flows" / "snapshot_flow.py"
     pytester.path.joinpath("snapshot_flow.py").write_text(flow.read_text())
     return pytester
@@ -163,8 +167,7 @@ def test_create_match_mismatch_update_unused(snap_pytester: pytest.Pytester) -> 
     stored = (p.path / "__snapshots__" / "test_snap.ambr").read_text()
     assert "# name: test_values[square]" in stored and "[square, foreach index 1]" in stored
     assert "frame = DataFrame(" in stored and "large_ndarray(" in stored
-    blobs = list((p.path / "__snapshot_blobs__").glob("*.npy"))
-    assert len(blobs) == 1
+    (first_blob,) = (p.path / "__snapshot_blobs__").glob("*.npy")
 
     p.runpytest_subprocess().assert_outcomes(passed=1)
 
@@ -185,7 +188,38 @@ def test_create_match_mismatch_update_unused(snap_pytester: pytest.Pytester) -> 
 
     p.runpytest_subprocess("-n", "2", "--snapshot-update").assert_outcomes(passed=1)
     p.runpytest_subprocess("-n", "2").assert_outcomes(passed=1)
-    assert len(list((p.path / "__snapshot_blobs__").glob("*.npy"))) == 2  # content-addressed: a new side file
+    # Content-addressed: the new value has a new side file, the replaced one's is deleted.
+    (blob,) = (p.path / "__snapshot_blobs__").glob("*.npy")
+    assert blob.name != first_blob.name
+
+    # Drop one assertion: syrupy's own report names the snapshot unused and fails the run,
+    # serial and under -n 2 (each worker reports what it used, the controller merges).
+    p.makepyfile(test_snap=_without(SNAP_TEST.format(scale=2.0, rtol=None), 'step="square"'))
+    for args in ((), ("-n", "2")):
+        result = p.runpytest_subprocess(*args)
+        result.stdout.fnmatch_lines(["*2 snapshots passed. 1 snapshot unused.*"])
+        assert result.ret != 0, args
+    # --snapshot-update deletes it, and the side files no snapshot refers to any more.
+    result = p.runpytest_subprocess("-n", "2", "--snapshot-update")
+    result.stdout.fnmatch_lines(["*1 unused snapshot deleted*"])
+    stored = (p.path / "__snapshots__" / "test_snap.ambr").read_text()
+    assert "test_values[square]" not in stored and "test_values[start]" in stored
+    assert [b.name for b in (p.path / "__snapshot_blobs__").glob("*.npy")] == [blob.name]  # start's still refers to it
+    assert f"file='{blob.name}'" in stored
+
+    # The last snapshot referring to a side file goes: so does the side file (serial this time).
+    p.makepyfile(test_snap=_without(SNAP_TEST.format(scale=2.0, rtol=None), 'step="square"', 'step="start"'))
+    result = p.runpytest_subprocess("--snapshot-update")
+    result.stdout.fnmatch_lines(["*1 unused snapshot deleted*"])
+    assert not (p.path / "__snapshot_blobs__").exists()
+    assert "# name: test_values[end]" in (p.path / "__snapshots__" / "test_snap.ambr").read_text()
+
+
+def _without(test: str, *calls: str) -> str:
+    lines = textwrap.dedent(test).splitlines(keepends=True)
+    kept = [line for line in lines if not any(c in line for c in calls)]
+    assert len(kept) == len(lines) - len(calls)
+    return "".join(kept)
 
 
 def test_tolerance_and_spun_task(snap_pytester: pytest.Pytester) -> None:
@@ -218,6 +252,40 @@ def test_tolerance_and_spun_task(snap_pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*has no artifacts to snapshot; a spun task keeps them only with spin(..., persist=True)*"])
     result.stdout.fnmatch_lines(["*a spun task cannot read artifacts its step only passed down from the original run*"])
     assert "# name: test_spun[gather]" in (p.path / "__snapshots__" / "test_spin.ambr").read_text()
+
+
+def test_the_fixture_has_a_public_type_mypy_checks(pytester: pytest.Pytester) -> None:
+    import subprocess
+    import sys
+
+    user_code = textwrap.dedent(
+        """
+        from pytest_metaflow import ArtifactSnapshot
+
+        def test_typed(artifact_snapshot: ArtifactSnapshot) -> None:
+            assert isinstance(artifact_snapshot, ArtifactSnapshot)
+
+        def misuse(artifact_snapshot: ArtifactSnapshot) -> None:
+            artifact_snapshot.assert_match(None, stepp="end")
+        """
+    )
+    pytester.makepyfile(test_typed=user_code)
+    pytester.runpytest_subprocess("-k", "typed").assert_outcomes(passed=1)
+    import os
+
+    import pytest_metaflow
+
+    # An editable install is found through an import hook mypy does not follow: point it at the source.
+    source = str(Path(pytest_metaflow.__file__).parent.parent)
+    checked = subprocess.run(
+        [sys.executable, "-m", "mypy", "--no-incremental", "--follow-imports=silent", "test_typed.py"],
+        cwd=pytester.path, capture_output=True, text=True, timeout=600, env={**os.environ, "MYPYPATH": source},
+    )
+    assert 'Unexpected keyword argument "stepp" for "assert_match" of "ArtifactSnapshot"' in checked.stdout, checked.stdout
+    written = (pytester.path / "test_typed.py").read_text().splitlines()
+    misuse_line = next(i for i, line in enumerate(written, 1) if "stepp=" in line)
+    errors = [line for line in checked.stdout.splitlines() if "error:" in line]
+    assert errors and all(line.startswith(f"test_typed.py:{misuse_line}:") for line in errors), checked.stdout
 
 
 def test_without_syrupy_the_fixture_says_what_to_install(pytester: pytest.Pytester) -> None:

@@ -1,4 +1,4 @@
-"""Inputs of step 'end', recorded from TrainFlow/1795964675841452/end/4: the artifacts of its parent task.
+"""Inputs of step 'end', recorded from TrainFlow/1795975359143637/end/4: the artifacts of its parent task.
 
 Edit the values to change what the step's test feeds it.
 """

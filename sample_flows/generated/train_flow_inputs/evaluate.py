@@ -1,4 +1,4 @@
-"""Inputs of step 'evaluate', recorded from TrainFlow/1795964675841452/evaluate/3: the artifacts of its parent task.
+"""Inputs of step 'evaluate', recorded from TrainFlow/1795975359143637/evaluate/3: the artifacts of its parent task.
 
 Edit the values to change what the step's test feeds it.
 """

@@ -1,4 +1,4 @@
-"""Inputs of step 'start', recorded from TrainFlow/1795964675841452/start/1: the run's parameters.
+"""Inputs of step 'start', recorded from TrainFlow/1795975359143637/start/1: the run's parameters.
 
 Edit the values to change what the step's test feeds it.
 """

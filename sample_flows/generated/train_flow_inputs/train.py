@@ -1,4 +1,4 @@
-"""Inputs of step 'train', recorded from TrainFlow/1795964675841452/train/2: the artifacts of its parent task.
+"""Inputs of step 'train', recorded from TrainFlow/1795975359143637/train/2: the artifacts of its parent task.
 
 Edit the values to change what the step's test feeds it.
 """
