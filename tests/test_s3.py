@@ -430,3 +430,100 @@ def test_with_adds_a_decorator_to_every_run(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(['*metaflow: every run --with environment:vars={"PMF_WITH":"on"}*'])
     result = pytester.runpytest_subprocess("--metaflow-with=retry: times=1")
     result.stderr.fnmatch_lines(["*--metaflow-with: a decorator spec has no spaces*"])
+
+
+NOTEBOOK_CELL = '''\
+from metaflow import FlowSpec, NBRunner, step
+
+
+class SquareFlow(FlowSpec):
+    @step
+    def start(self):
+        self.square = 49
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+run = NBRunner(SquareFlow, pylint=False).nbrun()
+meta = run["start"].task.metadata_dict
+print(run.pathspec, run.data.square, meta["ds-type"], meta["ds-root"])'''
+
+NOTEBOOK_TESTS = '''
+from metaflow import Flow, FlowSpec, step
+
+from pytest_metaflow import assert_artifacts
+
+
+class CubeFlow(FlowSpec):
+    @step
+    def start(self):
+        self.cube = 27
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+def test_run_notebook(run_notebook, metaflow_store):
+    nb = run_notebook("square.ipynb")
+    run = Flow("SquareFlow").latest_run
+    assert run.data.square == 49  # read from S3 by the test body
+    printed = nb.cells[0].outputs[-1].text.split()
+    assert printed == [run.pathspec, "49", "s3", metaflow_store.s3_root], printed
+
+
+def test_run_notebook_with_metaflow_s3(run_notebook, metaflow_store, metaflow_s3):
+    url = metaflow_s3.put("in.txt", "from the test")
+    nb = run_notebook("reads_s3.ipynb", env={"IN_URL": url})
+    assert nb.cells[0].outputs[-1].text.strip() == "from the test"
+
+
+def test_nbrunner(nbrunner, metaflow_store):
+    run = nbrunner(CubeFlow).nbrun()
+    assert_artifacts(run, step="start", cube=27)
+    meta = run["start"].task.metadata_dict
+    assert (meta["ds-type"], meta["ds-root"]) == ("s3", metaflow_store.s3_root)
+'''
+
+NOTEBOOK_CONFTEST = '''
+import json, os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def count_left(s3_server):
+    yield
+    from pytest_metaflow._s3 import boto3_client
+
+    client = boto3_client(s3_server.endpoint)
+    listed = client.list_objects_v2(Bucket="pytest-metaflow-store")
+    Path("left.json").write_text(json.dumps(listed.get("KeyCount", 0)))
+'''
+
+
+def test_notebooks_and_nbrunner_in_s3_store_mode(pytester: pytest.Pytester) -> None:
+    """Every notebook run kind on the S3 store: NBRunner in a real kernel, ``nbrunner``; nothing left after."""
+    pytest.importorskip("nbclient", reason="needs the extra pytest-metaflow[notebook]")
+    pytest.importorskip("ipykernel", reason="needs the extra pytest-metaflow[notebook]")
+    import nbformat
+
+    for name, cells in {
+        "square.ipynb": [NOTEBOOK_CELL],
+        "reads_s3.ipynb": ["import os\nfrom metaflow import S3\nwith S3() as s3:\n    print(s3.get(os.environ['IN_URL']).text)"],
+    }.items():
+        nb = nbformat.v4.new_notebook()
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
+        nbformat.write(nb, str(pytester.path / name))
+    pytester.makepyfile(test_nb=NOTEBOOK_TESTS)
+    pytester.makeconftest(NOTEBOOK_CONFTEST)
+    result = pytester.runpytest_subprocess("--metaflow-datastore=s3-local", "-p", "no:randomly")
+    result.assert_outcomes(passed=3)
+    assert json.loads((pytester.path / "left.json").read_text()) == 0
+    assert not list(pytester.path.rglob("metaflow.s3.*"))
