@@ -527,3 +527,158 @@ def test_notebooks_and_nbrunner_in_s3_store_mode(pytester: pytest.Pytester) -> N
     result.assert_outcomes(passed=3)
     assert json.loads((pytester.path / "left.json").read_text()) == 0
     assert not list(pytester.path.rglob("metaflow.s3.*"))
+
+
+# --- remote jobs: @kubernetes against a fake Kubernetes API on 127.0.0.1 ---------------
+
+K8S_FLOW = '''
+from metaflow import FlowSpec, step
+
+
+class RemoteFlow(FlowSpec):
+    @step
+    def start(self):  # submitted as a Kubernetes job (--metaflow-with=kubernetes), which stays pending
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    RemoteFlow()
+'''
+
+K8S_TESTS = '''
+import json
+import os
+import threading
+import time
+import urllib.request
+
+import pytest
+
+from pytest_metaflow import RunTimeoutError
+
+
+def wait_for_job(thread):
+    """Until the fake API has a job (the run's start step is on the 'cluster')."""
+    url = os.environ["FAKE_KUBE"] + "/api/v1/namespaces/default/pods"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and thread.is_alive():
+        with urllib.request.urlopen(url) as response:
+            if json.load(response)["items"]:
+                return
+        time.sleep(0.5)
+    raise AssertionError("no job was submitted")
+
+
+def test_teardown(runner):
+    r = runner("remote_flow.py")
+
+    def run():
+        try:
+            r.run()
+        except Exception:
+            pass  # the run's processes are killed at teardown
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    wait_for_job(thread)  # the test ends while the job runs: teardown must stop it
+
+
+@pytest.mark.metaflow(timeout=REMOTE_TIMEOUT)
+def test_timeout(runner):
+    with pytest.raises(RunTimeoutError):
+        runner("remote_flow.py").run()
+'''
+
+
+@pytest.mark.parametrize("which", ["teardown", "timeout"])
+def test_remote_jobs_are_labelled_and_killed(pytester: pytest.Pytester, which: str) -> None:
+    """``--metaflow-with=kubernetes`` on the S3 store: the job carries the session and the test,
+    and Metaflow's ``kubernetes kill`` stops it when the plugin kills the run (teardown, timeout).
+
+    The job never runs (no cluster): its pod stays pending, as a step on a busy cluster does.
+    """
+    pytest.importorskip("kubernetes", reason="@kubernetes needs the kubernetes package (test extra)")
+    from .fake_kube import FakeKube
+
+    # The run timeout of the timeout case: long enough for the job to be submitted on a
+    # loaded machine (≈5-15 s here).
+    timeout = 120
+    pytester.makepyfile(remote_flow=K8S_FLOW, test_remote=K8S_TESTS.replace("REMOTE_TIMEOUT", str(timeout)))
+    with FakeKube() as kube, pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KUBECONFIG", str(kube.kubeconfig(pytester.path / "kubeconfig")))
+        mp.setenv("METAFLOW_KUBERNETES_NAMESPACE", "default")
+        mp.setenv("METAFLOW_KUBERNETES_LABELS", "team=ml")  # the team's own label stays
+        mp.setenv("FAKE_KUBE", kube.url)
+        result = pytester.runpytest_subprocess(
+            "--metaflow-datastore=s3-local",
+            "--metaflow-remote=keep",
+            "--metaflow-with=kubernetes",
+            "-k",
+            f"test_{which}",
+            timeout=timeout + 300,
+        )
+        result.assert_outcomes(passed=1)
+        assert len(kube.jobs) == 1, kube.requests
+        (name, job), = kube.jobs.items()
+        labels = job["metadata"]["labels"]
+        assert labels["team"] == "ml"
+        assert labels["pytest-metaflow/test"] == f"test_remote.py-test_{which}", labels
+        assert len(labels["pytest-metaflow/session"]) == 12, labels
+        annotations = job["metadata"]["annotations"]
+        assert annotations["metaflow/flow_name"] == "RemoteFlow", annotations
+        # Killed by Metaflow's own `kubernetes kill --run-id`: exec refused, then parallelism 0.
+        assert kube.patches.get(name) == [{"spec": {"parallelism": 0}}], (kube.patches, kube.requests)
+        assert ("GET", f"/api/v1/namespaces/default/pods/{name}-pod/exec") in kube.requests
+
+
+def test_remote_labels_keep_the_teams_and_fit_kubernetes_rules() -> None:
+    from pytest_metaflow import _remote
+
+    env = _remote.labels_env(
+        "abc123",
+        "tests/test_x.py::test_y[" + "p" * 80 + "]",
+        {"METAFLOW_KUBERNETES_LABELS": "team=ml", "METAFLOW_BATCH_DEFAULT_TAGS": '{"cost": "ci"}'},
+    )
+    labels = dict(kv.split("=", 1) for kv in env["METAFLOW_KUBERNETES_LABELS"].split(","))
+    assert labels["team"] == "ml" and labels["pytest-metaflow/session"] == "abc123"
+    test = labels["pytest-metaflow/test"]
+    assert len(test) <= 63 and test.endswith("p") and test[0].isalnum(), test
+    # Metaflow's own check of label values accepts it.
+    from metaflow.plugins.kubernetes.kube_utils import validate_kube_labels
+
+    assert validate_kube_labels(labels)
+    tags = json.loads(env["METAFLOW_BATCH_DEFAULT_TAGS"])
+    assert tags == {"cost": "ci", "pytest-metaflow-session": "abc123", "pytest-metaflow-test": "tests/test_x.py::test_y[" + "p" * 80 + "]"}
+    assert _remote.labels_env("s", "t", {})["METAFLOW_KUBERNETES_LABELS"] == "pytest-metaflow/session=s,pytest-metaflow/test=t"
+
+
+def test_remote_tasks_are_read_from_the_processes_to_kill() -> None:
+    """The local processes of remote tasks (``<flow> ... kubernetes step``/``batch step``) name their runs."""
+    from pytest_metaflow import _processes, _remote
+
+    token = _processes.new_token()
+    procs = []
+    try:
+        for kind, run_id in (("kubernetes", "111"), ("batch", "222"), ("kubernetes", "111")):
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-c", "import time; time.sleep(60)", "flow.py", kind, "step", "start"],
+                    env={**os.environ, _processes.TOKEN_VAR: f"{token}/1", "METAFLOW_RUN_ID": run_id},
+                )
+            )
+        procs.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "step"],
+                                      env={**os.environ, _processes.TOKEN_VAR: token, "METAFLOW_RUN_ID": "333"}))
+        deadline = time.monotonic() + 30
+        while len(_processes.find_processes([token])) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _remote.remote_tasks(token) == [("batch", "222"), ("kubernetes", "111")]
+        assert _remote.remote_tasks(_processes.new_token()) == []
+        assert _remote.kill_command("f.py", "batch", "222") == [sys.executable, "f.py", "--quiet", "batch", "kill", "--run-id", "222"]
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
