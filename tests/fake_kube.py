@@ -52,7 +52,9 @@ class FakeKube:
                     "kind": "Config",
                     "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
                     "users": [{"name": "fake", "user": {"token": "fake"}}],
-                    "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake", "namespace": "default"}}],
+                    "contexts": [
+                        {"name": "fake", "context": {"cluster": "fake", "user": "fake", "namespace": "default"}}
+                    ],
                     "current-context": "fake",
                 }
             )
@@ -101,7 +103,7 @@ class FakeKube:
         with self.lock:
             pods = list(self.pods.values())
         if selector.startswith("job-name="):
-            pods = [p for p in pods if p["metadata"]["labels"].get("job-name") == selector[len("job-name="):]]
+            pods = [p for p in pods if p["metadata"]["labels"].get("job-name") == selector[len("job-name=") :]]
         if "fieldSelector" in query:  # Metaflow asks for phase != Succeeded, != Failed
             pods = [p for p in pods if p["status"]["phase"] not in ("Succeeded", "Failed")]
         return {"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": pods}
