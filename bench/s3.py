@@ -57,7 +57,7 @@ def test_dead_endpoint(runner, metaflow_s3):
     took = time.monotonic() - start
     assert_run_failed(result, step="start", match="Could not connect to the endpoint URL")
     with open(__import__("os").environ["BENCH_DEAD"], "a") as f:
-        f.write("%.2f\n" % took)
+        f.write("%.2f\\n" % took)
 '''
 
 
@@ -65,7 +65,7 @@ def run_session(workdir: Path, extra: list, reps: int) -> dict:
     xml = workdir / "out.xml"
     env = {**os.environ, "BENCH_REPS": str(reps), "BENCH_DEAD": str(workdir / "dead.txt")}
     args = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", f"--junitxml={xml}", *extra, "test_bench.py"]
-    subprocess.run(args, cwd=workdir, env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(args, cwd=workdir, env=env, check=True, stdout=subprocess.DEVNULL if os.environ.get("BENCH_QUIET", "1") == "1" else None)
     times: dict = {}
     for case in ET.parse(xml).getroot().iter("testcase"):
         times.setdefault(case.get("name", "").split("[")[-1].split("-")[0].rstrip("]"), []).append(float(case.get("time", 0)))
