@@ -27,6 +27,7 @@ from metaflow.exception import MetaflowException  # noqa: E402
 from metaflow.runner import click_api  # noqa: E402
 
 from . import _flowconfig, _flowimport, _processes, _spin, reporting  # noqa: E402
+from . import _remote  # noqa: E402
 from .errors import FlowStartError, InvalidFlowError, RunTimeoutError
 
 
@@ -173,7 +174,8 @@ class _Call:
 
     def kill(self, termination_timeout: float = 0) -> None:
         """Kill this call's whole tree (replaces Metaflow's ``pkill -P`` based kill)."""
-        _processes.kill_processes([self.token])
+        with _remote.jobs_stopped(self.runner, self.token):  # then its @kubernetes/@batch jobs
+            _processes.kill_processes([self.token])
 
     def _expire(self) -> None:
         if not _processes.find_processes([self.token]):
@@ -504,7 +506,8 @@ class FixtureRunner(metaflow.Runner):
         """Kill every process this runner started (the whole tree); return their pids."""
         for call in self._calls:
             call.settle()
-        killed = _processes.kill_processes([self.token])
+        with _remote.jobs_stopped(self, self.token):  # then its @kubernetes/@batch jobs
+            killed = _processes.kill_processes([self.token])
         if self._watchdog is not None:
             self._watchdog.discard_token(self.token)
         return killed

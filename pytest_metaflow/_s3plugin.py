@@ -14,7 +14,7 @@ from typing import Any, Dict, Generator, Iterator, List, Optional, Tuple
 
 import pytest
 
-from . import _s3, _s3server, _s3store, _store
+from . import _remote, _s3, _s3server, _s3store, _store
 from .errors import S3EndpointError
 
 DATASTORE_HELP = (
@@ -82,6 +82,9 @@ def pytest_fixture_setup(fixturedef: Any, request: pytest.FixtureRequest) -> Gen
     if fixturedef.argname not in ("metaflow_store", "runner_factory"):
         return value
     store = value if fixturedef.argname == "metaflow_store" else value.store
+    test = request.node.nodeid if fixturedef.argname == "metaflow_store" else "session"
+    # Remote jobs carry the session and the test (kubectl get jobs -l pytest-metaflow/session=...).
+    store.extra_env.update(_remote.labels_env(request.config.stash[_SESSION_ID_KEY], test))
     specs = request.config.stash.get(_WITH_KEY, None)
     if specs:
         store.extra_env["METAFLOW_DEFAULT_DECOSPECS"] = " ".join(specs)
