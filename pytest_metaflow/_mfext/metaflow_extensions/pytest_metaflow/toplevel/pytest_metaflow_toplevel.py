@@ -50,3 +50,17 @@ def __no_stdin():
 
 __no_stdin()
 del __no_stdin
+
+
+# pytest-metaflow: the task launcher (a per-run task zygote, docs/performance.md).
+# Only in processes started with PYTEST_METAFLOW_LAUNCHER=fork, and only in a runtime.
+def __launcher():
+    if __os.environ.get("PYTEST_METAFLOW_LAUNCHER") != "fork":
+        return
+    import pytest_metaflow_launcher
+
+    pytest_metaflow_launcher.install()
+
+
+__launcher()
+del __launcher
