@@ -420,16 +420,20 @@ def _become(request, fds) -> None:  # type: ignore[no-untyped-def]
             np_random.seed()
         except Exception:
             pass
-    cov = _coverage()
-    if cov is not None:
+    coverage = sys.modules.get("coverage")
+    if coverage is not None:
         # What coverage's own patch=fork does: stop the inherited collector without
-        # saving it, start a fresh one (its own data file) from the environment.
-        cov._auto_save = False
-        cov.stop()
-        try:
-            sys.modules["coverage"].process_startup(force=True)
-        except Exception:
-            pass
+        # saving it (the zygote stopped it already), and start a fresh one (its own
+        # data file) from the task's environment, as the .pth file does in a new process.
+        cov = _coverage()
+        if cov is not None:
+            cov._auto_save = False
+            cov.stop()
+        if os.environ.get("COVERAGE_PROCESS_CONFIG") or os.environ.get("COVERAGE_PROCESS_START"):
+            try:
+                coverage.process_startup(force=True)
+            except Exception:
+                pass
 
 
 def _reset_stdio(unbuffered: bool) -> None:
