@@ -73,43 +73,53 @@ def main():
         s.connect("\0" + address)
         import json
         body = json.dumps({{"argv": sys.argv[1:], "env": dict(os.environ), "cwd": os.getcwd()}}).encode()
-        signal.pthread_sigmask(signal.SIG_BLOCK, SIGS)
+        signal.pthread_sigmask(signal.SIG_BLOCK, SIGS | {{signal.SIGCHLD}})
         s.sendmsg([body], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [0, 1, 2]))])
         reply = s.recv(64)
     except OSError:
         reply = b""
     if not reply.isdigit():
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGS)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGS | {{signal.SIGCHLD}})
         real()
     pid = int(reply)
     # Our copies of the pipes must not keep them open: the runtime sees EOF when the task closes them.
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(null, fd)
+    done = []
+    main_thread = threading.get_ident()
     def wait():
         try:
             data = s.recv(64)
         except OSError:
             data = b""
-        if not data.lstrip(b"-").isdigit():  # the zygote died: so did the task (PDEATHSIG)
-            os.kill(os.getpid(), signal.SIGKILL)
-        status = int(data)
-        if os.WIFSIGNALED(status):
-            sig = os.WTERMSIG(status)
-            signal.signal(sig, signal.SIG_DFL)
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
-            signal.pthread_kill(threading.get_ident(), sig)
-            os.kill(os.getpid(), signal.SIGKILL)
-        os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 1)
+        done.append(data)
+        signal.pthread_kill(main_thread, signal.SIGCHLD)  # wakes sigwaitinfo below
     threading.Thread(target=wait, daemon=True).start()
     while True:
-        info = signal.sigwaitinfo(SIGS)
+        info = signal.sigwaitinfo(SIGS | {{signal.SIGCHLD}})
+        if info.si_signo == signal.SIGCHLD:
+            if done:
+                break
+            continue
         # A signal from the terminal (SI_KERNEL) reached the task's process group already.
         if info.si_code <= 0:
             try:
                 os.kill(pid, info.si_signo)
             except OSError:
                 pass
+    data = done[0]
+    if not data.lstrip(b"-").isdigit():  # the zygote died: so did the task (PDEATHSIG)
+        os.kill(os.getpid(), signal.SIGKILL)
+    status = int(data)
+    if os.WIFSIGNALED(status):
+        # Die of the same signal, so that the runtime sees the same return code (-N).
+        sig = os.WTERMSIG(status)
+        signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
+        os.kill(os.getpid(), sig)
+        os.kill(os.getpid(), signal.SIGKILL)
+    os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 1)
 main()
 '''
 
@@ -412,6 +422,12 @@ def _become(request, fds) -> None:  # type: ignore[no-untyped-def]
     os.environ.clear()
     os.environ.update(env)
     os.chdir(request["cwd"])
+    # What the extension's toplevel module does at import in a fresh process (it ran
+    # once, in the runtime): every process of a run reads /dev/null as stdin.
+    if env.get("PYTEST_METAFLOW_NO_STDIN") == "1":
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
     _reset_stdio(bool(env.get("PYTHONUNBUFFERED")))
     # random reseeds itself after fork (CPython); numpy's legacy global generator does not.
     np_random = sys.modules.get("numpy.random")
