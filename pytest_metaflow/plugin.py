@@ -167,7 +167,7 @@ def _launcher_mode(config: pytest.Config) -> str:
     if value is None or value == "":
         return _launcher.default()
     try:
-        return _launcher.validate(value, source)
+        return _launcher.validate(str(value), source)
     except ValueError as e:
         raise pytest.UsageError(str(e)) from None
 

@@ -34,6 +34,9 @@ import selectors
 import signal
 import socket
 import sys
+from typing import Any, Dict, List, Optional, Tuple
+
+Request = Tuple[Dict[str, Any], List[int]]
 
 LAUNCHER_VAR = "PYTEST_METAFLOW_LAUNCHER"
 ADDRESS_VAR = "PYTEST_METAFLOW_ZYGOTE"
@@ -145,7 +148,7 @@ class _CliHook:
     and the runtime has not started its threads (code package): the moment to fork.
     """
 
-    def find_spec(self, name, path=None, target=None):  # type: ignore[no-untyped-def]
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
         if name != "metaflow.cli":
             return None
         try:
@@ -158,14 +161,15 @@ class _CliHook:
         return None
 
 
-def _start_zygote():  # type: ignore[no-untyped-def]
+def _start_zygote() -> Optional[Request]:
     import threading
 
     if threading.active_count() != 1:
         return None  # a thread started by the flow's module: forking would be unsafe
     main = sys.modules.get("__main__")
     script = os.path.realpath(sys.argv[0])
-    if getattr(main, "__file__", None) is None or os.path.realpath(main.__file__) != script:
+    main_file = getattr(main, "__file__", None)
+    if main_file is None or os.path.realpath(main_file) != script:
         return None
     shim_dir = _make_shim()
     if shim_dir is None:
@@ -231,7 +235,7 @@ def _start_zygote():  # type: ignore[no-untyped-def]
     return None
 
 
-def _make_shim():  # type: ignore[no-untyped-def]
+def _make_shim() -> Optional[str]:
     import tempfile
 
     python = sys.executable
@@ -257,7 +261,9 @@ def _pdeathsig() -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
-def _serve(listener, control_r, base_env, script, runtime_pid, shim_dir):  # type: ignore[no-untyped-def]
+def _serve(
+    listener: socket.socket, control_r: int, base_env: Dict[str, str], script: str, runtime_pid: int, shim_dir: str
+) -> Optional[Request]:
     """The zygote's loop. Returns ``(request, fds)`` in a forked task, ``None`` when done."""
     _pdeathsig()
     if os.getppid() != runtime_pid:
@@ -280,8 +286,8 @@ def _serve(listener, control_r, base_env, script, runtime_pid, shim_dir):  # typ
     sel.register(listener, selectors.EVENT_READ, "accept")
     sel.register(control_r, selectors.EVENT_READ, "control")
     sel.register(wake_r, selectors.EVENT_READ, "wake")
-    children = {}  # pid -> connection
-    conns = {}  # connection -> pid
+    children: Dict[int, socket.socket] = {}
+    conns: Dict[Any, int] = {}
     closing = False
     while not closing or children:
         for key, _ in sel.select(timeout=1.0 if closing else None):
@@ -329,9 +335,9 @@ def _serve(listener, control_r, base_env, script, runtime_pid, shim_dir):  # typ
                 sel.register(conn, selectors.EVENT_READ, "conn")
             elif what == "conn":
                 # The shim never writes after its request: readable means it is gone.
-                pid = conns.get(key.fileobj)
-                if pid is not None:
-                    _kill(pid)
+                owner = conns.get(key.fileobj)
+                if owner is not None:
+                    _kill(owner)
         while children:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -339,32 +345,32 @@ def _serve(listener, control_r, base_env, script, runtime_pid, shim_dir):  # typ
                 break
             if pid == 0:
                 break
-            conn = children.pop(pid, None)
-            if conn is not None:
-                conns.pop(conn, None)
+            done = children.pop(pid, None)
+            if done is not None:
+                conns.pop(done, None)
                 try:
-                    sel.unregister(conn)
+                    sel.unregister(done)
                 except (KeyError, ValueError):
                     pass
                 try:
-                    conn.send(str(status).encode())
+                    done.send(str(status).encode())
                 except OSError:
                     pass
-                conn.close()
+                done.close()
     del shim_dir  # removed by the runtime's exit handler
     return None
 
 
-def _kill(pid):  # type: ignore[no-untyped-def]
+def _kill(pid: int) -> None:
     try:
         os.kill(pid, signal.SIGKILL)
     except OSError:
         pass
 
 
-def _accept(conn, base_env, script):  # type: ignore[no-untyped-def]
+def _accept(conn: socket.socket, base_env: Dict[str, str], script: str) -> Optional[Request]:
     """Read a shim's request; ``(request, fds)`` to fork it, ``None`` after answering ``exec``."""
-    fds = []
+    fds: List[int] = []
     try:
         creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
         uid = array.array("i", creds)[1]
@@ -388,7 +394,7 @@ def _accept(conn, base_env, script):  # type: ignore[no-untyped-def]
     return None
 
 
-def _forkable(request, base_env, script) -> bool:  # type: ignore[no-untyped-def]
+def _forkable(request: Dict[str, Any], base_env: Dict[str, str], script: str) -> bool:
     argv, env, cwd = request["argv"], request["env"], request["cwd"]
     if not argv or os.path.realpath(os.path.join(cwd, argv[0])) != script:
         return False
@@ -398,7 +404,7 @@ def _forkable(request, base_env, script) -> bool:  # type: ignore[no-untyped-def
     return True
 
 
-def _coverage():  # type: ignore[no-untyped-def]
+def _coverage() -> Any:
     coverage = sys.modules.get("coverage")
     if coverage is None:
         return None
@@ -408,7 +414,7 @@ def _coverage():  # type: ignore[no-untyped-def]
         return None
 
 
-def _become(request, fds) -> None:  # type: ignore[no-untyped-def]
+def _become(request: Dict[str, Any], fds: List[int]) -> None:
     """Turn this forked process into what ``python <argv>`` would have started."""
     _pdeathsig()
     for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
@@ -468,7 +474,7 @@ def _reset_stdio(unbuffered: bool) -> None:
         else:
             buf = io.BufferedWriter(raw)  # type: ignore[assignment]
         stream = io.TextIOWrapper(
-            buf,  # type: ignore[arg-type]
+            buf,
             encoding=encoding,
             errors="backslashreplace" if fd == 2 else errors,
             line_buffering=mode == "wb" and (tty or fd == 2) and not unbuffered,
@@ -476,18 +482,20 @@ def _reset_stdio(unbuffered: bool) -> None:
         )
         stream.mode = "r" if mode == "rb" else "w"  # type: ignore[misc]
         streams.append(stream)
-    sys.stdin = sys.__stdin__ = streams[0]
-    sys.stdout = sys.__stdout__ = streams[1]
-    sys.stderr = sys.__stderr__ = streams[2]
+    sys.stdin, sys.stdout, sys.stderr = streams
+    # The saved originals too, as a fresh interpreter has them (typeshed marks them final).
+    setattr(sys, "__stdin__", streams[0])
+    setattr(sys, "__stdout__", streams[1])
+    setattr(sys, "__stderr__", streams[2])
 
 
-def _run_task(request, fds) -> None:  # type: ignore[no-untyped-def]
+def _run_task(request: Dict[str, Any], fds: List[int]) -> None:
     """Run the script as ``__main__`` in this forked process; ends the process with its status."""
     import types
 
     _become(request, fds)
     old_main = sys.modules["__main__"]
-    path = old_main.__file__
+    path: str = old_main.__file__ or request["argv"][0]
     # Modules the flow file imported from its own tree run again in a fresh task: drop them.
     script_dir = os.path.dirname(os.path.realpath(path)) + os.sep
     for name, module in list(sys.modules.items()):

@@ -54,10 +54,10 @@ del __no_stdin
 
 # pytest-metaflow: the task launcher (a per-run task zygote, docs/performance.md).
 # Only in processes started with PYTEST_METAFLOW_LAUNCHER=fork, and only in a runtime.
-def __launcher():
+def __launcher() -> None:
     if __os.environ.get("PYTEST_METAFLOW_LAUNCHER") != "fork":
         return
-    import pytest_metaflow_launcher
+    import pytest_metaflow_launcher  # type: ignore[import-not-found]  # on the flow's PYTHONPATH
 
     pytest_metaflow_launcher.install()
 
