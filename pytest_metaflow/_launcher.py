@@ -8,6 +8,7 @@ says what it does and every difference it leaves.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any, Dict, Optional
 
@@ -22,7 +23,14 @@ HELP = (
 
 
 def default() -> str:
-    """``fork`` where the zygote works (Linux), ``exec`` elsewhere."""
+    """The launcher when no option says: ``$PYTEST_METAFLOW_LAUNCHER`` if set, else ``fork`` on Linux.
+
+    The environment variable reaches pytest sessions that ``PYTEST_ADDOPTS`` does not
+    (pytester clears it for the sessions it starts): CI's launcher-off pass sets it.
+    """
+    value = os.environ.get(LAUNCHER_VAR, "")
+    if value:
+        return validate(value, f"${LAUNCHER_VAR}")
     return "fork" if sys.platform.startswith("linux") else "exec"
 
 

@@ -164,9 +164,9 @@ def _remote(config: pytest.Config) -> Optional[str]:
 
 def _launcher_mode(config: pytest.Config) -> str:
     value, source = _value(config, "metaflow_launcher")
-    if value is None or value == "":
-        return _launcher.default()
     try:
+        if value is None or value == "":
+            return _launcher.default()
         return _launcher.validate(str(value), source)
     except ValueError as e:
         raise pytest.UsageError(str(e)) from None

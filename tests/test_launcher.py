@@ -93,7 +93,8 @@ def test_bad_launcher_value_is_a_clear_error(runner: Any) -> None:
         runner(PROBE, launcher="spawn")
 
 
-def test_option_and_header(flow_pytester: pytest.Pytester) -> None:
+def test_option_and_header(flow_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PYTEST_METAFLOW_LAUNCHER", raising=False)  # CI's launcher-off pass sets it
     flow_pytester.makepyfile(
         """
         def test_probe(runner):
@@ -112,6 +113,12 @@ def test_option_and_header(flow_pytester: pytest.Pytester) -> None:
     result = flow_pytester.runpytest_subprocess("--metaflow-launcher=spawn")
     result.stderr.fnmatch_lines(["*--metaflow-launcher: expected one of fork, exec, got 'spawn'*"])
     assert result.ret == pytest.ExitCode.USAGE_ERROR
+    # The environment variable sets the default (sessions PYTEST_ADDOPTS does not reach).
+    monkeypatch.setenv("PYTEST_METAFLOW_LAUNCHER", "exec")
+    result = flow_pytester.runpytest_subprocess("-s")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["metaflow: task launcher exec"])
+    assert "HOWS ['exec']" in result.stdout.str()
 
 
 KILLER = '''
