@@ -20,6 +20,12 @@ Cases (``--only`` names):
     pylint=False, env=metaflow_store.env())`` in the same pytest session, on
     the sample flows. Cost of a test = its setup + call + teardown, so the
     fixture's teardown (process scan, log moves) is counted. Target <= 1.02.
+``launcher``
+    The fixture with the task launcher on (``fork``, the default on Linux) vs a plain
+    ``metaflow.Runner`` (fresh interpreter per task) on a 3-step linear flow and a
+    10-wide foreach: wall (test durations) and CPU (user + system of the processes
+    each run started) per run, paired ratios. Targets <= 0.35 (3-step wall),
+    <= 0.3 (foreach wall), CPU <= 0.25.
 ``startup``
     Wall time of a trivial pytest session with the plugin installed but unused
     vs ``-p no:metaflow``; the test asserts metaflow is not imported.
@@ -64,7 +70,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SAMPLE_FLOWS = ["train_flow.py", "branch_flow.py", "foreach_flow.py"]
 STEPS = [2, 4, 8, 16]
-CASES = ["runner", "startup", "xdist", "spin", "suite", "steps"]
+CASES = ["runner", "launcher", "startup", "xdist", "spin", "suite", "steps"]
+LAUNCHER_FLOWS = ["three_step.py", "foreach_ten.py"]
 
 sys.path.insert(0, str(ROOT))
 from pytest_metaflow._store import Store  # noqa: E402  (no metaflow import)
@@ -196,6 +203,27 @@ def case_runner(work: Path, n: int, smoke: bool) -> Dict[str, Any]:
     return res
 
 
+def case_launcher(work: Path, n: int, smoke: bool) -> Dict[str, Any]:
+    flows = LAUNCHER_FLOWS[:1] if smoke else LAUNCHER_FLOWS
+    cpu_file = work / "cpu.jsonl"
+    cpu_file.unlink(missing_ok=True)
+    d = durations(work, ["test_launcher_pairs.py"], {"BENCH_FLOWS": ",".join(flows), "BENCH_N": str(n), "BENCH_CPU": str(cpu_file)})
+    cpu = {e["id"]: e["cpu"] for e in map(json.loads, cpu_file.read_text().splitlines())}
+    targets = {"three_step.py": 0.35, "foreach_ten.py": 0.3}
+    per_flow: Dict[str, Any] = {}
+    for f in flows:
+        wall = summary([d[f"{f}-{i}-plain"] for i in range(n)], [d[f"{f}-{i}-fixture"] for i in range(n)])
+        wall["cpu"] = summary([cpu[f"{f}-{i}-plain"] for i in range(n)], [cpu[f"{f}-{i}-fixture"] for i in range(n)])
+        per_flow[f] = wall
+    res = summary([x for s in per_flow.values() for x in s["a"]], [x for s in per_flow.values() for x in s["b"]])
+    cpu_ratio = statistics.median([r for s in per_flow.values() for r in s["cpu"]["ratios"]])
+    met = all(per_flow[f]["median_ratio"] <= targets[f] for f in flows) and cpu_ratio <= 0.25
+    res.update(label="fixture with launcher / plain metaflow.Runner (wall)", a_name="plain Runner", b_name="fixture (fork)",
+               per_flow=per_flow, cpu_median_ratio=cpu_ratio,
+               target="3-step <= 0.35, foreach <= 0.3, CPU <= 0.25", met=met)
+    return res
+
+
 def case_startup(work: Path, n: int, smoke: bool) -> Dict[str, Any]:
     cwd = work / "startup"
     on = lambda: run_timed(pytest_cmd("test_trivial.py"), cwd, {"BENCH_EXPECT_PLUGIN": "1"})  # noqa: E731
@@ -261,7 +289,7 @@ def case_steps(work: Path, n: int, smoke: bool) -> Dict[str, Any]:
     return res
 
 
-RUNNERS = {"runner": case_runner, "startup": case_startup, "xdist": case_xdist, "spin": case_spin, "suite": case_suite, "steps": case_steps}
+RUNNERS = {"runner": case_runner, "launcher": case_launcher, "startup": case_startup, "xdist": case_xdist, "spin": case_spin, "suite": case_suite, "steps": case_steps}
 
 
 # --- output ------------------------------------------------------------------
@@ -279,6 +307,10 @@ def table(results: Dict[str, Any], markdown: bool = False) -> str:
         for flow, s in r.get("per_flow", {}).items():
             rows.append((f"  {flow}", "", f"{s['median_a']:.3f} s", "", f"{s['median_b']:.3f} s",
                          f"{s['median_ratio']:.3f}", str(s["n"]), "", ""))
+            if "cpu" in s:
+                c = s["cpu"]
+                rows.append((f"  {flow} CPU", "", f"{c['median_a']:.3f} s", "", f"{c['median_b']:.3f} s",
+                             f"{c['median_ratio']:.3f}", str(c["n"]), "", ""))
     steps = results["cases"].get("steps")
     if steps and "medians" in steps:
         for i, k in enumerate(steps["steps"]):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional,
 
 import pytest
 
-from . import _flowfile, _kept, _leakguard, _notebook, _processes, _store
+from . import _flowfile, _kept, _launcher, _leakguard, _notebook, _processes, _store
 from ._snapshot_api import ArtifactSnapshot
 
 if TYPE_CHECKING:
@@ -38,6 +38,8 @@ class Settings:
     # "local": @kubernetes/@batch steps run locally; "keep": left as they are.
     # None: "local" with the hermetic store, "keep" with --metaflow-use-config.
     remote: Optional[str] = None
+    # "fork": tasks start from a per-run zygote (Linux); "exec": fresh interpreters (_launcher).
+    launcher: str = "exec"
 
     @property
     def remote_mode(self) -> str:
@@ -106,6 +108,7 @@ class RunnerFixture(Protocol):
         cwd: Optional[str] = None,
         file_read_timeout: int = 3600,
         remote: Optional[str] = None,
+        launcher: Optional[str] = None,
         **top_level_kwargs: Any,
     ) -> "metaflow.Runner": ...
 
@@ -141,8 +144,11 @@ class RunnerFactory:
         cwd: Optional[str] = None,
         file_read_timeout: int = 3600,
         remote: Optional[str] = None,
+        launcher: Optional[str] = None,
         **top_level_kwargs: Any,
     ) -> "metaflow.Runner":
+        if launcher is not None:
+            env = {**(env or {}), **_launcher.env(_launcher.validate(launcher, "runner(launcher=...)"))}
         caller = Path(sys._getframe(1).f_code.co_filename).parent
         dirs = self._search_dirs()
         path = _flowfile.locate(flow_file, [dirs[0], caller, *dirs[1:]])
@@ -238,6 +244,8 @@ def metaflow_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
             _kept.prune(state.kept_session)
         path = _kept.fresh(_kept.target(state.kept_session, request.node.nodeid))
     store = _store.Store(path, use_config=state.settings.use_config)
+    launcher = marker_options(request.node).get("launcher", state.settings.launcher)
+    store.extra_env.update(_launcher.env(_launcher.validate(launcher, f"@pytest.mark.metaflow(launcher=...) on {request.node.nodeid}")))
     request.node.stash[STORE_KEY] = store
     with contextlib.ExitStack() as stack:
         stack.callback(_dispose, request.node, store, state)
@@ -368,6 +376,7 @@ def runner_factory(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
     """
     state = request.config.stash[SESSION_KEY]
     store = _store.Store(tmp_path_factory.mktemp("metaflow-session"), use_config=state.settings.use_config)
+    store.extra_env.update(_launcher.env(state.settings.launcher))
     factory = RunnerFactory(
         store,
         state.settings,

@@ -12,7 +12,7 @@ from typing import Any, Generator, List, Optional, Union
 
 import pytest
 
-from . import _collect, _coverage, _kept, _processes, _summary, reporting
+from . import _collect, _coverage, _kept, _launcher, _processes, _summary, reporting
 from . import _store
 from .fixtures import DEFAULT_RUN_TIMEOUT, parse_timeout
 from .fixtures import (  # noqa: F401  (fixtures are registered by import)
@@ -64,8 +64,9 @@ REMOTE_HELP = (
 )
 NO_LEAK_GUARD_HELP = "do not check after each test that its runs left no process and no temporary file"
 MARKER_HELP = (
-    "metaflow(timeout=None): options of pytest-metaflow for this test; timeout=SECONDS "
-    "bounds each flow run of the test (see --metaflow-timeout)"
+    "metaflow(timeout=None, launcher=None): options of pytest-metaflow for this test; timeout=SECONDS "
+    "bounds each flow run of the test (see --metaflow-timeout); launcher='exec' gives its runs' tasks "
+    "fresh interpreters (see --metaflow-launcher)"
 )
 
 
@@ -90,6 +91,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     _add_number_ini(parser, "metaflow_timeout", TIMEOUT_HELP, float, default=None)
     group.addoption("--metaflow-remote", metavar="{local,keep}", dest="metaflow_remote", help=REMOTE_HELP)
     parser.addini("metaflow_remote", REMOTE_HELP, default=None)
+    group.addoption("--metaflow-launcher", metavar="{fork,exec}", dest="metaflow_launcher", help=_launcher.HELP)
+    parser.addini("metaflow_launcher", _launcher.HELP, default=None)
 
 
 def _add_number_ini(parser: pytest.Parser, name: str, help_text: str, kind: type, default: Any) -> None:
@@ -159,6 +162,16 @@ def _remote(config: pytest.Config) -> Optional[str]:
     return str(value)
 
 
+def _launcher_mode(config: pytest.Config) -> str:
+    value, source = _value(config, "metaflow_launcher")
+    try:
+        if value is None or value == "":
+            return _launcher.default()
+        return _launcher.validate(str(value), source)
+    except ValueError as e:
+        raise pytest.UsageError(str(e)) from None
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
     # Metaflow's vendored yaml imports PyYAML's legacy `_yaml` shim, which warns once per
@@ -174,6 +187,7 @@ def pytest_configure(config: pytest.Config) -> None:
         timeout=_timeout(config),
         leak_guard=not _flag(config, "metaflow_no_leak_guard"),
         remote=_remote(config),
+        launcher=_launcher_mode(config),
     )
     state = SessionState(settings=settings)
     config.stash[SESSION_KEY] = state
@@ -206,6 +220,7 @@ def pytest_report_header(config: pytest.Config) -> List[str]:
         f"metaflow: remote decorators (@kubernetes, @batch) {_REMOTE_WORDS[s.remote_mode]}",
         f"metaflow: process guard: {_processes.describe_backend()}",
         *(f"metaflow: WARNING: {line}" for line in _processes.limitations()),
+        f"metaflow: task launcher {_launcher.effective(s.launcher)}",
     ]
 
 

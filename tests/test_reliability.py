@@ -325,7 +325,7 @@ def test_ini_timeout_and_bad_values(tagged: Tagged) -> None:
 
 def test_marker_and_options_are_documented(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
-    pytester.runpytest("--markers").stdout.fnmatch_lines(["@pytest.mark.metaflow(timeout=None)*"])
+    pytester.runpytest("--markers").stdout.fnmatch_lines(["@pytest.mark.metaflow(timeout=None*"])
     pytester.runpytest("--help").stdout.fnmatch_lines(
         ["*--metaflow-no-leak-guard*", "*--metaflow-timeout=SECONDS*", "*metaflow_timeout (*)*"]
     )

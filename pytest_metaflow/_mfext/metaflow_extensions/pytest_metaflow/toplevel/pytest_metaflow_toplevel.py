@@ -65,7 +65,9 @@ del __no_stdin
 # under a lock the reaper holds while it reaps; the reaper collects only exited
 # children it did not create. The plugin asks for it with PYTEST_METAFLOW_SUBREAPER=1
 # (Linux, process backend "linux"); the variable is removed at once, so the run's
-# own tasks are not subreapers.
+# own tasks are not subreapers. The reaper thread starts with the first child this
+# process creates, so the process stays single-threaded until then (the task
+# launcher below forks its zygote at that point: a fork without other threads).
 def __subreaper():
     import sys
 
@@ -97,10 +99,15 @@ def __subreaper():
         except (OSError, IndexError):
             return None
 
+    started = []
+
     def remember(pid):
         if isinstance(pid, int) and pid > 0:
             stat = stat_of(pid)  # not reaped yet (nobody waited): readable even if it exited
             own[pid] = stat[1] if stat else None
+            if not started:  # the reaper starts with the first child: no orphan exists before
+                started.append(True)
+                threading.Thread(target=reap, name="pytest-metaflow-reaper", daemon=True).start()
 
     def creating(make, pid_of=lambda result: result):
         def wrapper(*args, **kwargs):
@@ -188,8 +195,20 @@ def __subreaper():
             except Exception:  # a dead reaper would let zombies pile up: keep going
                 pass
 
-    threading.Thread(target=reap, name="pytest-metaflow-reaper", daemon=True).start()
-
 
 __subreaper()
 del __subreaper
+
+
+# pytest-metaflow: the task launcher (a per-run task zygote, docs/performance.md).
+# Only in processes started with PYTEST_METAFLOW_LAUNCHER=fork, and only in a runtime.
+def __launcher() -> None:
+    if __os.environ.get("PYTEST_METAFLOW_LAUNCHER") != "fork":
+        return
+    import pytest_metaflow_launcher  # type: ignore[import-not-found]  # on the flow's PYTHONPATH
+
+    pytest_metaflow_launcher.install()
+
+
+__launcher()
+del __launcher

@@ -1,0 +1,532 @@
+"""pytest-metaflow's task launcher: a per-run *task zygote* in a Metaflow runtime process.
+
+Loaded by the extension's toplevel module in flow processes the plugin starts with
+``PYTEST_METAFLOW_LAUNCHER=fork`` (never imported by pytest itself). What it does, and
+why each trap is handled as it is, is in docs/performance.md ("Task launcher"). In
+short:
+
+* In a runtime process (``run``/``resume``/``spin``), when the flow object is about to
+  import ``metaflow.cli`` (metaflow and the flow's module imported, the CLI not yet
+  parsed, still single-threaded), the process forks a *zygote* and points
+  ``sys.executable`` at a tiny shim script. Metaflow's runtime is otherwise untouched:
+  it builds each task's command as ``[sys.executable, script, ...]`` and starts it with
+  ``subprocess.Popen`` as always.
+* The shim (a real process, the one the runtime waits on and kills) sends its argv,
+  environment, cwd and stdin/stdout/stderr (``SCM_RIGHTS``) to the zygote over an
+  abstract ``AF_UNIX`` socket. The zygote forks a child that becomes the task: fresh
+  ``__main__`` from the script, Metaflow's unmodified CLI, the task's environment and
+  fds. The shim relays signals to it and exits with its status (a signal death too);
+  if the shim dies (SIGKILL by the runtime), the zygote SIGKILLs the child.
+* Whenever the zygote cannot reproduce a fresh interpreter exactly (another script,
+  ``-m``/``-c``, an environment that differs from the runtime's beyond the per-task
+  keys, e.g. ``@environment``), it answers ``exec`` and the shim execs the real
+  interpreter with the same argv: exactly what Metaflow would have run.
+* The zygote dies with the runtime: ``PR_SET_PDEATHSIG`` plus a control pipe whose
+  end the runtime holds; its children (the tasks) die with it the same way.
+"""
+
+import array
+import atexit
+import io
+import json
+import os
+import selectors
+import signal
+import socket
+import sys
+from typing import Any, Dict, List, Optional, Tuple
+
+Request = Tuple[Dict[str, Any], List[int]]
+
+LAUNCHER_VAR = "PYTEST_METAFLOW_LAUNCHER"
+ADDRESS_VAR = "PYTEST_METAFLOW_ZYGOTE"
+# Keys Metaflow's runtime sets per task (runtime.Worker._launch) or sets in its own
+# os.environ after the zygote forked (the code package, runtime._launch_workers).
+# Metaflow reads none of them at import time, so a forked task sees them as a fresh
+# one would (os.environ is replaced in the child before any Metaflow code reads it).
+PER_TASK_KEYS = frozenset(
+    {
+        "PYTHONUNBUFFERED",  # applied by rebuilding sys.stdout/stderr in the child
+        "METAFLOW_RUN_ID",
+        "METAFLOW_CODE_SHA",
+        "METAFLOW_CODE_URL",
+        "METAFLOW_CODE_DS",
+        "METAFLOW_CODE_METADATA",
+        ADDRESS_VAR,
+    }
+)
+RUNTIME_COMMANDS = frozenset({"run", "resume", "spin"})
+TASK_COMMANDS = frozenset({"step", "spin-step", "init"})
+MAX_REQUEST = 1 << 20
+PR_SET_PDEATHSIG = 1
+
+SHIM = r'''#!{python} -IS
+# pytest-metaflow task launcher shim (see pytest_metaflow_launcher.py). Stdlib only.
+import array, os, signal, socket, sys, threading
+REAL = {python!r}
+SIGS = {{signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2}}
+def real():
+    os.execv(REAL, [REAL] + sys.argv[1:])
+def main():
+    address = os.environ.pop({address_var!r}, None)
+    if not address or len(sys.argv) < 2 or sys.argv[1].startswith("-"):
+        real()
+    try:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        s.connect("\0" + address)
+        import json
+        body = json.dumps({{"argv": sys.argv[1:], "env": dict(os.environ), "cwd": os.getcwd()}}).encode()
+        signal.pthread_sigmask(signal.SIG_BLOCK, SIGS | {{signal.SIGCHLD}})
+        s.sendmsg([body], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [0, 1, 2]))])
+        reply = s.recv(64)
+    except OSError:
+        reply = b""
+    if not reply.isdigit():
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGS | {{signal.SIGCHLD}})
+        real()
+    pid = int(reply)
+    # Our copies of the pipes must not keep them open: the runtime sees EOF when the task closes them.
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    done = []
+    main_thread = threading.get_ident()
+    def wait():
+        try:
+            data = s.recv(64)
+        except OSError:
+            data = b""
+        done.append(data)
+        signal.pthread_kill(main_thread, signal.SIGCHLD)  # wakes sigwaitinfo below
+    threading.Thread(target=wait, daemon=True).start()
+    while True:
+        info = signal.sigwaitinfo(SIGS | {{signal.SIGCHLD}})
+        if info.si_signo == signal.SIGCHLD:
+            if done:
+                break
+            continue
+        # A signal from the terminal (SI_KERNEL) reached the task's process group already.
+        if info.si_code <= 0:
+            try:
+                os.kill(pid, info.si_signo)
+            except OSError:
+                pass
+    data = done[0]
+    if not data.lstrip(b"-").isdigit():  # the zygote died: so did the task (PDEATHSIG)
+        os.kill(os.getpid(), signal.SIGKILL)
+    status = int(data)
+    if os.WIFSIGNALED(status):
+        # Die of the same signal, so that the runtime sees the same return code (-N).
+        sig = os.WTERMSIG(status)
+        signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
+        os.kill(os.getpid(), sig)
+        os.kill(os.getpid(), signal.SIGKILL)
+    os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 1)
+main()
+'''
+
+
+def install() -> None:
+    """Arrange for a zygote in this process if it is a runtime the launcher can serve."""
+    if not sys.platform.startswith("linux") or os.environ.get(LAUNCHER_VAR) != "fork":
+        return
+    args = set(sys.argv[1:])
+    if not (args & RUNTIME_COMMANDS) or (args & TASK_COMMANDS):
+        return
+    script = sys.argv[0] if sys.argv else ""
+    if not script.endswith(".py") or not os.path.isfile(script):
+        return
+    sys.meta_path.insert(0, _CliHook())
+
+
+class _CliHook:
+    """Meta-path finder that acts once, when ``metaflow.cli`` is first imported.
+
+    That import happens in ``FlowSpec.__init__`` right before ``cli.main``: metaflow
+    and the flow's module are imported, no CLI option has been built from the flow,
+    and the runtime has not started its threads (code package): the moment to fork.
+    """
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name != "metaflow.cli":
+            return None
+        try:
+            sys.meta_path.remove(self)
+        except ValueError:
+            return None
+        request = _start_zygote()
+        if request is not None:  # in a forked task: become it (never returns)
+            _run_task(*request)
+        return None
+
+
+def _start_zygote() -> Optional[Request]:
+    import threading
+
+    if threading.active_count() != 1:
+        return None  # a thread started by the flow's module: forking would be unsafe
+    main = sys.modules.get("__main__")
+    script = os.path.realpath(sys.argv[0])
+    main_file = getattr(main, "__file__", None)
+    if main_file is None or os.path.realpath(main_file) != script:
+        return None
+    shim_dir = _make_shim()
+    if shim_dir is None:
+        return None
+    address = "pytest-metaflow-zygote-%d-%s" % (os.getpid(), os.urandom(6).hex())
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        listener.bind("\0" + address)
+        listener.listen(64)
+    except OSError:
+        listener.close()
+        return None
+    control_r, control_w = os.pipe()
+    base_env = dict(os.environ)
+    runtime_pid = os.getpid()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(control_w)
+            request = _serve(listener, control_r, base_env, script, runtime_pid, shim_dir)
+        except BaseException:
+            os._exit(70)
+        if request is None:
+            os._exit(0)
+        return request
+    # The runtime.
+    listener.close()
+    os.close(control_r)
+    os.set_inheritable(control_w, False)
+    os.environ[ADDRESS_VAR] = address
+    real = sys.executable
+    sys.executable = os.path.join(shim_dir, "python")
+
+    def stop() -> None:
+        # Ends the zygote (it kills what is left of its tasks) before this runtime exits,
+        # so that nothing of the run outlives it.
+        import time
+
+        sys.executable = real
+        try:
+            os.close(control_w)
+        except OSError:
+            pass
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if done or time.monotonic() > deadline:
+                if not done:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                break
+            time.sleep(0.002)
+        import shutil
+
+        shutil.rmtree(shim_dir, ignore_errors=True)
+
+    atexit.register(stop)
+    return None
+
+
+def _make_shim() -> Optional[str]:
+    import tempfile
+
+    python = sys.executable
+    if not python or not os.path.isabs(python) or len(python) > 200 or "\n" in python or " " in python:
+        return None  # not usable in a #! line
+    try:
+        shim_dir = tempfile.mkdtemp(prefix="mf-launch-")
+        path = os.path.join(shim_dir, "python")
+        with open(path, "w") as f:
+            f.write(SHIM.format(python=python, address_var=ADDRESS_VAR))
+        os.chmod(path, 0o755)
+        if not os.access(path, os.X_OK):  # a noexec temporary directory
+            raise OSError("shim not executable")
+    except OSError:
+        return None
+    return shim_dir
+
+
+def _pdeathsig() -> None:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _serve(
+    listener: socket.socket, control_r: int, base_env: Dict[str, str], script: str, runtime_pid: int, shim_dir: str
+) -> Optional[Request]:
+    """The zygote's loop. Returns ``(request, fds)`` in a forked task, ``None`` when done."""
+    _pdeathsig()
+    if os.getppid() != runtime_pid:
+        return None
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runtime's to handle
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)  # hold none of the runtime's pipes
+    os.close(null)
+    cov = _coverage()
+    if cov is not None:
+        cov._auto_save = False  # the runtime saves its own data; the zygote has none to add
+        cov.stop()
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    os.set_blocking(wake_r, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    sel = selectors.DefaultSelector()
+    sel.register(listener, selectors.EVENT_READ, "accept")
+    sel.register(control_r, selectors.EVENT_READ, "control")
+    sel.register(wake_r, selectors.EVENT_READ, "wake")
+    children: Dict[int, socket.socket] = {}
+    conns: Dict[Any, int] = {}
+    closing = False
+    while not closing or children:
+        for key, _ in sel.select(timeout=1.0 if closing else None):
+            what = key.data
+            if what == "control":
+                closing = True
+                sel.unregister(control_r)
+                for pid in children:
+                    _kill(pid)
+            elif what == "wake":
+                try:
+                    os.read(wake_r, 4096)
+                except BlockingIOError:
+                    pass
+            elif what == "accept":
+                try:
+                    conn, _ = listener.accept()
+                except OSError:
+                    continue
+                outcome = _accept(conn, base_env, script)
+                if outcome is None:
+                    conn.close()
+                    continue
+                request, fds = outcome
+                pid = os.fork()
+                if pid == 0:
+                    signal.set_wakeup_fd(-1)
+                    sel.close()
+                    for fd in (listener.fileno(), control_r, wake_r, wake_w):
+                        try:
+                            os.close(fd)
+                        except OSError:
+                            pass
+                    for c in list(conns) + [conn]:
+                        c.close()
+                    return request, fds
+                for fd in fds:
+                    os.close(fd)
+                try:
+                    conn.send(str(pid).encode())
+                except OSError:
+                    _kill(pid)
+                children[pid] = conn
+                conns[conn] = pid
+                sel.register(conn, selectors.EVENT_READ, "conn")
+            elif what == "conn":
+                # The shim never writes after its request: readable means it is gone.
+                owner = conns.get(key.fileobj)
+                if owner is not None:
+                    _kill(owner)
+        while children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            done = children.pop(pid, None)
+            if done is not None:
+                conns.pop(done, None)
+                try:
+                    sel.unregister(done)
+                except (KeyError, ValueError):
+                    pass
+                try:
+                    done.send(str(status).encode())
+                except OSError:
+                    pass
+                done.close()
+    del shim_dir  # removed by the runtime's exit handler
+    return None
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def _accept(conn: socket.socket, base_env: Dict[str, str], script: str) -> Optional[Request]:
+    """Read a shim's request; ``(request, fds)`` to fork it, ``None`` after answering ``exec``."""
+    fds: List[int] = []
+    try:
+        creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+        uid = array.array("i", creds)[1]
+        msg, ancdata, flags, _ = conn.recvmsg(MAX_REQUEST, socket.CMSG_SPACE(3 * 4))
+        for level, kind, data in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.extend(array.array("i", data[: len(data) - len(data) % 4]))
+        if uid != os.getuid() or flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC) or len(fds) != 3:
+            raise ValueError("unusable request")
+        request = json.loads(msg)
+        if _forkable(request, base_env, script):
+            return request, fds
+        conn.send(b"exec")
+    except (OSError, ValueError):
+        try:
+            conn.send(b"exec")
+        except OSError:
+            pass
+    for fd in fds:
+        os.close(fd)
+    return None
+
+
+def _forkable(request: Dict[str, Any], base_env: Dict[str, str], script: str) -> bool:
+    argv, env, cwd = request["argv"], request["env"], request["cwd"]
+    if not argv or os.path.realpath(os.path.join(cwd, argv[0])) != script:
+        return False
+    for key in set(env) | set(base_env):
+        if key not in PER_TASK_KEYS and env.get(key) != base_env.get(key):
+            return False
+    return True
+
+
+def _coverage() -> Any:
+    coverage = sys.modules.get("coverage")
+    if coverage is None:
+        return None
+    try:
+        return coverage.Coverage.current()
+    except Exception:
+        return None
+
+
+def _become(request: Dict[str, Any], fds: List[int]) -> None:
+    """Turn this forked process into what ``python <argv>`` would have started."""
+    _pdeathsig()
+    for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for target, fd in zip((0, 1, 2), fds):
+        os.dup2(fd, target)
+    for fd in set(fds) - {0, 1, 2}:
+        os.close(fd)
+    env = {k: v for k, v in request["env"].items() if k != ADDRESS_VAR}
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(request["cwd"])
+    # What the extension's toplevel module does at import in a fresh process (it ran
+    # once, in the runtime): every process of a run reads /dev/null as stdin.
+    if env.get("PYTEST_METAFLOW_NO_STDIN") == "1":
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+    _reset_stdio(bool(env.get("PYTHONUNBUFFERED")))
+    # random reseeds itself after fork (CPython); numpy's legacy global generator does not.
+    np_random = sys.modules.get("numpy.random")
+    if np_random is not None:
+        try:
+            np_random.seed()
+        except Exception:
+            pass
+    coverage = sys.modules.get("coverage")
+    if coverage is not None:
+        # What coverage's own patch=fork does: stop the inherited collector without
+        # saving it (the zygote stopped it already), and start a fresh one (its own
+        # data file) from the task's environment, as the .pth file does in a new process.
+        cov = _coverage()
+        if cov is not None:
+            cov._auto_save = False
+            cov.stop()
+        if os.environ.get("COVERAGE_PROCESS_CONFIG") or os.environ.get("COVERAGE_PROCESS_START"):
+            try:
+                coverage.process_startup(force=True)
+            except Exception:
+                pass
+
+
+def _reset_stdio(unbuffered: bool) -> None:
+    """sys.stdin/stdout/stderr as a fresh interpreter builds them on fds 0, 1, 2."""
+    old = sys.stdout
+    encoding = getattr(old, "encoding", None) or "utf-8"
+    errors = getattr(old, "errors", None) or "strict"
+    streams = []
+    for fd, mode in ((0, "rb"), (1, "wb"), (2, "wb")):
+        raw = io.FileIO(fd, mode, closefd=False)
+        tty = raw.isatty()
+        if mode == "rb":
+            buf = io.BufferedReader(raw)
+        elif unbuffered:
+            buf = raw  # type: ignore[assignment]
+        else:
+            buf = io.BufferedWriter(raw)  # type: ignore[assignment]
+        stream = io.TextIOWrapper(
+            buf,
+            encoding=encoding,
+            errors="backslashreplace" if fd == 2 else errors,
+            line_buffering=mode == "wb" and (tty or fd == 2) and not unbuffered,
+            write_through=mode == "wb" and unbuffered,
+        )
+        stream.mode = "r" if mode == "rb" else "w"  # type: ignore[misc]
+        streams.append(stream)
+    sys.stdin, sys.stdout, sys.stderr = streams
+    # The saved originals too, as a fresh interpreter has them (typeshed marks them final).
+    setattr(sys, "__stdin__", streams[0])
+    setattr(sys, "__stdout__", streams[1])
+    setattr(sys, "__stderr__", streams[2])
+
+
+def _run_task(request: Dict[str, Any], fds: List[int]) -> None:
+    """Run the script as ``__main__`` in this forked process; ends the process with its status."""
+    import types
+
+    _become(request, fds)
+    old_main = sys.modules["__main__"]
+    path: str = old_main.__file__ or request["argv"][0]
+    # Modules the flow file imported from its own tree run again in a fresh task: drop them.
+    script_dir = os.path.dirname(os.path.realpath(path)) + os.sep
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None) or ""
+        if (
+            file
+            and os.path.realpath(file).startswith(script_dir)
+            and "site-packages" not in file
+            and not name.startswith(("metaflow", "pytest_metaflow"))
+            and name != "__main__"
+        ):
+            del sys.modules[name]
+    main = types.ModuleType("__main__")
+    for name in ("__file__", "__loader__", "__spec__", "__package__", "__cached__", "__builtins__"):
+        if hasattr(old_main, name):
+            setattr(main, name, getattr(old_main, name))
+    # metaflow.tuple_util (ForeachFrame) and metaflow's S3 put namedtuples in __main__ at
+    # import so that pickles name them there; a fresh interpreter has them: so must we.
+    for name, value in vars(old_main).items():
+        if isinstance(value, type) and value.__module__ == "__main__" and "_fields" in vars(value):
+            setattr(main, name, value)
+    sys.modules["__main__"] = main
+    sys.argv = list(request["argv"])
+    # sys.executable is the real interpreter here: the zygote forked before the runtime changed it.
+    try:
+        sys.orig_argv = [sys.executable] + sys.argv
+    except Exception:
+        pass
+    with open(path, "rb") as f:
+        source = f.read()
+    code = compile(source, path, "exec")
+    exec(code, main.__dict__)
+    raise SystemExit(0)
+

@@ -1,0 +1,252 @@
+"""The task launcher (``--metaflow-launcher``): forked tasks write what fresh ones write.
+
+Runs are real: the same flow is run with ``launcher="fork"`` and ``launcher="exec"`` and
+the datastores are compared; process tests kill what they start and check that no
+process of a run outlives it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Tuple
+
+import psutil
+import pytest
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the fork launcher is Linux-only")
+
+PROBE = str(Path(__file__).parent / "flows" / "launcher_probe.py")
+# Metadata whose value names the run or the moment, not what the task did.
+_VARYING_METADATA = {"origin-run-id"}
+
+
+def _tasks(run: Any) -> Dict[Tuple[str, str], Any]:
+    """Tasks keyed by step and foreach position (task ids depend on launch order)."""
+    out = {}
+    for step in run:
+        for task in step:
+            out[(step.id, str(task.metadata_dict.get("foreach-execution-path", "")))] = task
+    return out
+
+
+def _metadata(task: Any) -> List[Tuple[str, str, str]]:
+    return sorted(
+        (m.name, m.type, str(m.value))
+        for m in task.metadata
+        if m.name not in _VARYING_METADATA and not m.name.startswith("pytest")
+    )
+
+
+def _log(text: str) -> str:
+    # Log lines keep no timestamps in the client's view; pids and run ids may appear in messages.
+    return re.sub(r"\b\d{6,}\b", "N", text)
+
+
+def _comparable(value: Any) -> Any:
+    # Objects without their own equality (@catch's exception wrapper) compare by their text.
+    return (type(value).__name__, str(value)) if type(value).__eq__ is object.__eq__ else value
+
+
+def _artifacts(task: Any) -> Dict[str, Any]:
+    return {a.id: _comparable(a.data) for a in task if a.id not in ("how", "hows") and not a.id.startswith("_")}
+
+
+def test_datastore_with_fork_is_the_datastore_with_exec(runner: Any) -> None:
+    forked = runner(PROBE, launcher="fork").run()
+    fresh = runner(PROBE, launcher="exec").run()
+    assert forked.status == fresh.status == "successful"
+    a, b = _tasks(forked.run), _tasks(fresh.run)
+    assert sorted(a) == sorted(b)
+    for key in sorted(a):
+        ta, tb = a[key], b[key]
+        assert _artifacts(ta) == _artifacts(tb), key
+        assert _metadata(ta) == _metadata(tb), key
+        assert _log(ta.stdout) == _log(tb.stdout), key
+        assert _log(ta.stderr) == _log(tb.stderr), key
+        # The runtime's view of each attempt: same return codes, same retries.
+        assert ta.metadata_dict.get("attempt") == tb.metadata_dict.get("attempt"), key
+    # Each run really went the way it was asked to (the check above would pass if both exec'd).
+    hows = {key: task["how"].data for key, task in a.items()}
+    assert hows.pop(("environ", "")) == "exec", "@environment changes the environment: exec fallback"
+    assert set(hows.values()) == {"fork"}, hows
+    assert {task["how"].data for task in b.values()} == {"exec"}
+    seen = forked.run["end"].task["seen"].data
+    assert seen == fresh.run["end"].task["seen"].data
+    assert seen["foreach_frame_in_main"] and not seen["zygote_address_visible"] and seen["stdin_is_devnull"]
+    assert seen["executable"] == sys.executable or os.path.exists(seen["executable"])
+    assert forked.run["each"].task.data is not None
+
+
+@pytest.mark.metaflow(launcher="exec")
+def test_marker_asks_for_fresh_interpreters(runner: Any) -> None:
+    result = runner(PROBE).run()
+    assert {t["how"].data for s in result.run for t in s} == {"exec"}
+
+
+def test_bad_launcher_value_is_a_clear_error(runner: Any) -> None:
+    with pytest.raises(ValueError, match=r"runner\(launcher=\.\.\.\): expected one of fork, exec, got 'spawn'"):
+        runner(PROBE, launcher="spawn")
+
+
+def test_option_and_header(flow_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PYTEST_METAFLOW_LAUNCHER", raising=False)  # CI's launcher-off pass sets it
+    flow_pytester.makepyfile(
+        """
+        def test_probe(runner):
+            run = runner("launcher_probe.py").run().run
+            print("HOWS", sorted({t["how"].data for s in run for t in s}))
+        """
+    )
+    result = flow_pytester.runpytest_subprocess("-s")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["metaflow: task launcher fork"])
+    assert "HOWS ['exec', 'fork']" in result.stdout.str()
+    result = flow_pytester.runpytest_subprocess("-s", "--metaflow-launcher=exec")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["metaflow: task launcher exec"])
+    assert "HOWS ['exec']" in result.stdout.str()
+    result = flow_pytester.runpytest_subprocess("--metaflow-launcher=spawn")
+    result.stderr.fnmatch_lines(["*--metaflow-launcher: expected one of fork, exec, got 'spawn'*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    # The environment variable sets the default (sessions PYTEST_ADDOPTS does not reach).
+    monkeypatch.setenv("PYTEST_METAFLOW_LAUNCHER", "exec")
+    result = flow_pytester.runpytest_subprocess("-s")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["metaflow: task launcher exec"])
+    assert "HOWS ['exec']" in result.stdout.str()
+
+
+KILLER = '''
+import os, signal, sys, time
+from metaflow import FlowSpec, step
+
+
+class FanOutFlow(FlowSpec):
+    @step
+    def start(self):
+        self.items = ["fail", "sleep"]
+        self.next(self.each, foreach="items")
+
+    @step
+    def each(self):
+        if self.input == "fail":
+            import resource
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+            time.sleep(1)
+            os.kill(os.getpid(), signal.SIGSEGV)
+        with open(os.path.join(os.environ["PIDS"], "sleeper"), "w") as f:
+            f.write(str(os.getpid()))
+        time.sleep(60)  # bounded: killed by the runtime long before
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    FanOutFlow()
+'''
+
+
+def _gone(pid: int, timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_signal_death_and_killed_siblings(runner: Any, tmp_path: Path) -> None:
+    """A task dying of SIGSEGV is reported as such; the sibling the runtime kills dies with its shim."""
+    flow = tmp_path / "fanout.py"
+    flow.write_text(KILLER)
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    result = runner(str(flow), launcher="fork", env={"PIDS": str(pids)}).run()
+    try:
+        assert result.status == "failed"
+        # Metaflow words it so only for return code -11: the shim died of the task's signal.
+        logs = [t.stderr for t in result.run["each"]]
+        assert any("Task failed with a segmentation fault." in log for log in logs), logs
+        assert any("[KILLED BY ORCHESTRATOR]" in log for log in logs), logs
+        sleeper = int((pids / "sleeper").read_text())
+        assert _gone(sleeper), "the sibling killed by the runtime outlived its shim"
+    finally:
+        if (pids / "sleeper").exists():
+            try:
+                os.kill(int((pids / "sleeper").read_text()), signal.SIGKILL)
+            except OSError:
+                pass
+
+
+BLOCKED = '''
+import os, time
+from metaflow import FlowSpec, step
+
+
+class HeldFlow(FlowSpec):
+    @step
+    def start(self):
+        with open(os.path.join(os.environ["PIDS"], "task"), "w") as f:
+            f.write(str(os.getpid()))
+        time.sleep(60)  # bounded: the test kills the runtime long before
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    HeldFlow()
+'''
+
+
+def test_zygote_and_tasks_die_with_the_runtime(runner: Any, tmp_path: Path) -> None:
+    """SIGKILL of the runtime: its zygote and the zygote's tasks end too (PR_SET_PDEATHSIG)."""
+    import asyncio
+
+    flow = tmp_path / "held.py"
+    flow.write_text(BLOCKED)
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    r = runner(str(flow), launcher="fork", env={"PIDS": str(pids)})
+
+    async def scenario() -> Tuple[int, List[int], int]:
+        executing = await r.async_run()
+        runtime = executing.command_obj.process.pid
+        deadline = time.monotonic() + 120
+        while not (pids / "task").exists() and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        task = int((pids / "task").read_text())
+        rt = psutil.Process(runtime)
+        zygotes = [c.pid for c in rt.children() if psutil.Process(task).ppid() == c.pid]
+        os.kill(runtime, signal.SIGKILL)
+        await executing.wait(timeout=60)
+        return runtime, zygotes, task
+
+    runtime, zygotes, task = asyncio.run(scenario())
+    try:
+        assert zygotes, "the task's parent is not a child of the runtime: it was not forked by a zygote"
+        assert _gone(task), "a forked task outlived its runtime"
+        assert all(_gone(z) for z in zygotes), "the zygote outlived its runtime"
+    finally:
+        for pid in [task, *zygotes]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
