@@ -107,7 +107,7 @@ def test_timed_out_run_has_its_duration_in_the_summary(flow_pytester: pytest.Pyt
         """
         import pytest
 
-        @pytest.mark.metaflow(timeout=4)
+        @pytest.mark.metaflow(timeout=10)  # generous: the run must print before it is killed, even under load
         def test_slow(runner):
             runner("slow.py").run(seconds=60)
         """
