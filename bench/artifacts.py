@@ -34,7 +34,7 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any
 
 SCENARIOS = ["load", "equal", "approx", "rtol", "mismatch"]
 
@@ -63,7 +63,7 @@ FLOW = textwrap.dedent(
 )
 
 
-def store_env(root: Path) -> Dict[str, str]:
+def store_env(root: Path) -> dict[str, str]:
     return {
         **os.environ,
         "METAFLOW_DATASTORE_SYSROOT_LOCAL": str(root),
@@ -80,14 +80,17 @@ def make_run(root: Path, mb: int) -> str:
     (root / ".metaflow").mkdir(exist_ok=True)
     subprocess.run(
         [sys.executable, str(flow), "--no-pylint", "run", "--mb", str(mb)],
-        cwd=root, env=store_env(root), check=True, stdout=subprocess.DEVNULL,
+        cwd=root,
+        env=store_env(root),
+        check=True,
+        stdout=subprocess.DEVNULL,
     )
     listing = sorted((root / ".metaflow" / "BigArrayFlow").iterdir())
     run_id = [p.name for p in listing if p.name[0].isdigit()][-1]
     return f"BigArrayFlow/{run_id}"
 
 
-def measure(scenario: str, pathspec: str, mb: int) -> Dict[str, Any]:
+def measure(scenario: str, pathspec: str, mb: int) -> dict[str, Any]:
     """Runs in the child process: one scenario, one call."""
     import resource
 
@@ -108,7 +111,7 @@ def measure(scenario: str, pathspec: str, mb: int) -> Dict[str, Any]:
     outcome = "passed"
     try:
         if scenario == "load":
-            run["end"].task["big"].data
+            _ = run["end"].task["big"].data
         elif scenario == "equal" or scenario == "mismatch":
             assert_artifacts(run, big=expected)
         elif scenario == "approx":
@@ -154,7 +157,7 @@ def main() -> None:
         env = store_env(root)
         if args.plugin:
             env["PYTHONPATH"] = os.pathsep.join([args.plugin, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-        rows: List[Dict[str, Any]] = []
+        rows: list[dict[str, Any]] = []
         for scenario in args.only.split(","):
             cmd = [sys.executable, __file__, "--mb", str(args.mb), "--child", scenario, pathspec]
             try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any
 
 import matplotlib
 
@@ -22,7 +22,7 @@ HERE = Path(__file__).resolve().parent
 ARMS = [("cli", "python flow.py run", "o"), ("plain", "plain metaflow.Runner", "s"), ("fixture", "runner fixture", "^")]
 
 
-def _suite_bars(cases: Dict[str, Any]) -> List[tuple]:
+def _suite_bars(cases: dict[str, Any]) -> list[tuple]:
     bars = []
     for name, label in (("suite", "{} tests over {} flows"), ("xdist", "{} flow tests")):
         r = cases.get(name)
@@ -32,7 +32,7 @@ def _suite_bars(cases: Dict[str, Any]) -> List[tuple]:
     return bars
 
 
-def plot(results: Dict[str, Any], out: Path) -> None:
+def plot(results: dict[str, Any], out: Path) -> None:
     cases = results["cases"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.4), gridspec_kw={"width_ratios": [1.2, 1]})
 
@@ -51,7 +51,7 @@ def plot(results: Dict[str, Any], out: Path) -> None:
 
     bars = _suite_bars(cases)
     top = max([max(b[2], b[4]) for b in bars], default=1)
-    for i, (label, a_name, a, b_name, b, ratio, name) in enumerate(bars):
+    for i, (_label, _a_name, a, _b_name, b, ratio, name) in enumerate(bars):
         x = i * 3
         right.bar(x, a, color="tab:gray")
         right.bar(x + 1, b, color="tab:green")
@@ -82,7 +82,7 @@ def plot(results: Dict[str, Any], out: Path) -> None:
     print(f"wrote {out}")
 
 
-def main(argv: List[str]) -> int:
+def main(argv: list[str]) -> int:
     src = Path(argv[0]) if argv else HERE / "results.json"
     out = Path(argv[1]) if len(argv) > 1 else HERE.parent / "docs" / "performance.png"
     plot(json.loads(src.read_text()), out)

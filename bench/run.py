@@ -64,7 +64,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -88,7 +88,7 @@ class BenchError(RuntimeError):
 # --- helpers -----------------------------------------------------------------
 
 
-def machine() -> Dict[str, Any]:
+def machine() -> dict[str, Any]:
     cpu = platform.processor() or "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -109,7 +109,9 @@ def machine() -> Dict[str, Any]:
     }
 
 
-def summary(a: List[float], b: List[float], *, ratio: Callable[[float, float], float] = lambda a, b: b / a) -> Dict[str, Any]:
+def summary(
+    a: list[float], b: list[float], *, ratio: Callable[[float, float], float] = lambda a, b: b / a
+) -> dict[str, Any]:
     ratios = [ratio(x, y) for x, y in zip(a, b)]
     return {
         "a": a,
@@ -122,11 +124,11 @@ def summary(a: List[float], b: List[float], *, ratio: Callable[[float, float], f
     }
 
 
-def pytest_cmd(*args: str) -> List[str]:
+def pytest_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "pytest", "-q", *args]
 
 
-def run_timed(cmd: List[str], cwd: Path, env: Optional[Dict[str, str]] = None) -> float:
+def run_timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
     """Wall time of ``cmd``; raises BenchError with the output's tail if it fails."""
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True)
@@ -137,7 +139,7 @@ def run_timed(cmd: List[str], cwd: Path, env: Optional[Dict[str, str]] = None) -
     return elapsed
 
 
-def durations(work: Path, args: List[str], env: Dict[str, str]) -> Dict[str, float]:
+def durations(work: Path, args: list[str], env: dict[str, str]) -> dict[str, float]:
     """Run pytest in ``work``; setup + call + teardown seconds per test id (the part in [])."""
     out = work / "durations.json"
     out.unlink(missing_ok=True)
@@ -146,7 +148,10 @@ def durations(work: Path, args: List[str], env: Dict[str, str]) -> Dict[str, flo
     failed = [k for k, v in raw.items() if v.get("failed")]
     if failed:
         raise BenchError(f"tests failed: {failed}")
-    return {k.split("[", 1)[1].rstrip("]") if "[" in k else k: sum(v.get(p, 0.0) for p in ("setup", "call", "teardown")) for k, v in raw.items()}
+    return {
+        k.split("[", 1)[1].rstrip("]") if "[" in k else k: sum(v.get(p, 0.0) for p in ("setup", "call", "teardown"))
+        for k, v in raw.items()
+    }
 
 
 def workdir() -> Path:
@@ -176,9 +181,9 @@ def linear_flow(steps: int) -> str:
     )
 
 
-def interleave(n: int, a: Callable[[], float], b: Callable[[], float]) -> Tuple[List[float], List[float]]:
-    xs: List[float] = []
-    ys: List[float] = []
+def interleave(n: int, a: Callable[[], float], b: Callable[[], float]) -> tuple[list[float], list[float]]:
+    xs: list[float] = []
+    ys: list[float] = []
     for i in range(n):
         if i % 2 == 0:
             xs.append(a())
@@ -192,25 +197,37 @@ def interleave(n: int, a: Callable[[], float], b: Callable[[], float]) -> Tuple[
 # --- the cases ---------------------------------------------------------------
 
 
-def case_runner(work: Path, n: int, smoke: bool) -> Dict[str, Any]:
+def case_runner(work: Path, n: int, smoke: bool) -> dict[str, Any]:
     flows = SAMPLE_FLOWS[:1] if smoke else SAMPLE_FLOWS
     d = durations(work, ["test_pairs.py"], {"BENCH_FLOWS": ",".join(flows), "BENCH_N": str(n)})
-    per_flow = {f: summary([d[f"{f}-{i}-plain"] for i in range(n)], [d[f"{f}-{i}-fixture"] for i in range(n)]) for f in flows}
+    per_flow = {
+        f: summary([d[f"{f}-{i}-plain"] for i in range(n)], [d[f"{f}-{i}-fixture"] for i in range(n)]) for f in flows
+    }
     ratios = [r for s in per_flow.values() for r in s["ratios"]]
     res = summary([x for s in per_flow.values() for x in s["a"]], [x for s in per_flow.values() for x in s["b"]])
-    res.update(label="fixture run / plain metaflow.Runner", a_name="plain Runner", b_name="fixture",
-               per_flow=per_flow, target="<= 1.02", met=statistics.median(ratios) <= 1.02)
+    res.update(
+        label="fixture run / plain metaflow.Runner",
+        a_name="plain Runner",
+        b_name="fixture",
+        per_flow=per_flow,
+        target="<= 1.02",
+        met=statistics.median(ratios) <= 1.02,
+    )
     return res
 
 
-def case_launcher(work: Path, n: int, smoke: bool) -> Dict[str, Any]:
+def case_launcher(work: Path, n: int, smoke: bool) -> dict[str, Any]:
     flows = LAUNCHER_FLOWS[:1] if smoke else LAUNCHER_FLOWS
     cpu_file = work / "cpu.jsonl"
     cpu_file.unlink(missing_ok=True)
-    d = durations(work, ["test_launcher_pairs.py"], {"BENCH_FLOWS": ",".join(flows), "BENCH_N": str(n), "BENCH_CPU": str(cpu_file)})
+    d = durations(
+        work,
+        ["test_launcher_pairs.py"],
+        {"BENCH_FLOWS": ",".join(flows), "BENCH_N": str(n), "BENCH_CPU": str(cpu_file)},
+    )
     cpu = {e["id"]: e["cpu"] for e in map(json.loads, cpu_file.read_text().splitlines())}
     targets = {"three_step.py": 0.35, "foreach_ten.py": 0.3}
-    per_flow: Dict[str, Any] = {}
+    per_flow: dict[str, Any] = {}
     for f in flows:
         wall = summary([d[f"{f}-{i}-plain"] for i in range(n)], [d[f"{f}-{i}-fixture"] for i in range(n)])
         wall["cpu"] = summary([cpu[f"{f}-{i}-plain"] for i in range(n)], [cpu[f"{f}-{i}-fixture"] for i in range(n)])
@@ -218,56 +235,86 @@ def case_launcher(work: Path, n: int, smoke: bool) -> Dict[str, Any]:
     res = summary([x for s in per_flow.values() for x in s["a"]], [x for s in per_flow.values() for x in s["b"]])
     cpu_ratio = statistics.median([r for s in per_flow.values() for r in s["cpu"]["ratios"]])
     met = all(per_flow[f]["median_ratio"] <= targets[f] for f in flows) and cpu_ratio <= 0.25
-    res.update(label="fixture with launcher / plain metaflow.Runner (wall)", a_name="plain Runner", b_name="fixture (fork)",
-               per_flow=per_flow, cpu_median_ratio=cpu_ratio,
-               target="3-step <= 0.35, foreach <= 0.3, CPU <= 0.25", met=met)
+    res.update(
+        label="fixture with launcher / plain metaflow.Runner (wall)",
+        a_name="plain Runner",
+        b_name="fixture (fork)",
+        per_flow=per_flow,
+        cpu_median_ratio=cpu_ratio,
+        target="3-step <= 0.35, foreach <= 0.3, CPU <= 0.25",
+        met=met,
+    )
     return res
 
 
-def case_startup(work: Path, n: int, smoke: bool) -> Dict[str, Any]:
+def case_startup(work: Path, n: int, smoke: bool) -> dict[str, Any]:
     cwd = work / "startup"
     on = lambda: run_timed(pytest_cmd("test_trivial.py"), cwd, {"BENCH_EXPECT_PLUGIN": "1"})  # noqa: E731
     off = lambda: run_timed(pytest_cmd("-p", "no:metaflow", "test_trivial.py"), cwd, {"BENCH_EXPECT_PLUGIN": "0"})  # noqa: E731
     on(), off()  # warm the disk cache
     a, b = interleave(max(2, 4 * n) if not smoke else 2, off, on)
     res = summary(a, b, ratio=lambda x, y: (y - x) * 1000)
-    res.update(label="pytest start-up, plugin unused - `-p no:metaflow` (ms)", a_name="-p no:metaflow", b_name="plugin",
-               unit_ratio="ms", metaflow_imported=False, target="<= 20 ms, metaflow not imported",
-               met=res["median_ratio"] <= 20)
+    res.update(
+        label="pytest start-up, plugin unused - `-p no:metaflow` (ms)",
+        a_name="-p no:metaflow",
+        b_name="plugin",
+        unit_ratio="ms",
+        metaflow_imported=False,
+        target="<= 20 ms, metaflow not imported",
+        met=res["median_ratio"] <= 20,
+    )
     return res
 
 
-def case_xdist(work: Path, n: int, smoke: bool) -> Dict[str, Any]:
+def case_xdist(work: Path, n: int, smoke: bool) -> dict[str, Any]:
     env = {"BENCH_COUNT": "4" if smoke else "8"}
     serial = lambda: run_timed(pytest_cmd("test_eight.py"), work, env)  # noqa: E731
     parallel = lambda: run_timed(pytest_cmd("-n", "2", "test_eight.py"), work, env)  # noqa: E731
     a, b = interleave(n, serial, parallel)
     res = summary(a, b, ratio=lambda x, y: x / y)
-    res.update(label=f"speed-up of -n 2 over serial, {env['BENCH_COUNT']} flow tests", a_name="serial", b_name="-n 2",
-               unit_ratio="x", tests=int(env["BENCH_COUNT"]), target=">= 1.8x", met=res["median_ratio"] >= 1.8)
+    res.update(
+        label=f"speed-up of -n 2 over serial, {env['BENCH_COUNT']} flow tests",
+        a_name="serial",
+        b_name="-n 2",
+        unit_ratio="x",
+        tests=int(env["BENCH_COUNT"]),
+        target=">= 1.8x",
+        met=res["median_ratio"] >= 1.8,
+    )
     return res
 
 
-def case_spin(work: Path, n: int, smoke: bool) -> Dict[str, Any]:
+def case_spin(work: Path, n: int, smoke: bool) -> dict[str, Any]:
     d = durations(work, ["test_spin.py"], {"BENCH_N": str(n)})
     res = summary([d[f"{i}-run"] for i in range(n)], [d[f"{i}-spin"] for i in range(n)])
-    res.update(label="spin of one step / full run, 3-step flow", a_name="full run", b_name="spin",
-               target="<= 0.5", met=res["median_ratio"] <= 0.5)
+    res.update(
+        label="spin of one step / full run, 3-step flow",
+        a_name="full run",
+        b_name="spin",
+        target="<= 0.5",
+        met=res["median_ratio"] <= 0.5,
+    )
     return res
 
 
-def case_suite(work: Path, n: int, smoke: bool) -> Dict[str, Any]:
+def case_suite(work: Path, n: int, smoke: bool) -> dict[str, Any]:
     names = ["test_train.py"] if smoke else ["test_train.py", "test_branch.py", "test_foreach.py"]
     naive = lambda: run_timed(pytest_cmd(*[f"naive/{f}" for f in names]), work)  # noqa: E731
     idiom = lambda: run_timed(pytest_cmd("-n", "2", "--dist", "loadfile", *[f"idiomatic/{f}" for f in names]), work)  # noqa: E731
     a, b = interleave(n, naive, idiom)
     res = summary(a, b)
-    res.update(label=f"{4 * len(names)}-test suite: idioms / naive", a_name="naive", b_name="idioms", tests=4 * len(names),
-               target="<= 0.4", met=res["median_ratio"] <= 0.4)
+    res.update(
+        label=f"{4 * len(names)}-test suite: idioms / naive",
+        a_name="naive",
+        b_name="idioms",
+        tests=4 * len(names),
+        target="<= 0.4",
+        met=res["median_ratio"] <= 0.4,
+    )
     return res
 
 
-def case_steps(work: Path, n: int, smoke: bool) -> Dict[str, Any]:
+def case_steps(work: Path, n: int, smoke: bool) -> dict[str, Any]:
     steps = STEPS[:1] if smoke else STEPS
     flows = [f"linear_{k}.py" for k in steps]
     d = durations(work, ["test_pairs.py"], {"BENCH_FLOWS": ",".join(flows), "BENCH_N": str(n)})
@@ -279,8 +326,14 @@ def case_steps(work: Path, n: int, smoke: bool) -> Dict[str, Any]:
         finally:
             store.remove()
 
-    res: Dict[str, Any] = {"label": "seconds per run vs number of steps", "steps": steps, "cli": [], "plain": [], "fixture": []}
-    for k, flow in zip(steps, flows):
+    res: dict[str, Any] = {
+        "label": "seconds per run vs number of steps",
+        "steps": steps,
+        "cli": [],
+        "plain": [],
+        "fixture": [],
+    }
+    for _k, flow in zip(steps, flows):
         times = [cli(flow) for _ in range(n)]
         res["cli"].append(times)
         res["plain"].append([d[f"{flow}-{i}-plain"] for i in range(n)])
@@ -289,34 +342,86 @@ def case_steps(work: Path, n: int, smoke: bool) -> Dict[str, Any]:
     return res
 
 
-RUNNERS = {"runner": case_runner, "launcher": case_launcher, "startup": case_startup, "xdist": case_xdist, "spin": case_spin, "suite": case_suite, "steps": case_steps}
+RUNNERS = {
+    "runner": case_runner,
+    "launcher": case_launcher,
+    "startup": case_startup,
+    "xdist": case_xdist,
+    "spin": case_spin,
+    "suite": case_suite,
+    "steps": case_steps,
+}
 
 
 # --- output ------------------------------------------------------------------
 
 
-def table(results: Dict[str, Any], markdown: bool = False) -> str:
+def table(results: dict[str, Any], markdown: bool = False) -> str:
     rows = [("measurement", "A", "med A", "B", "med B", "median ratio", "n", "target", "met")]
-    for name, r in results["cases"].items():
+    for _name, r in results["cases"].items():
         if "median_ratio" not in r:
             continue
         unit = r.get("unit_ratio", "")
         ratio = f"{r['median_ratio']:.1f} {unit}" if unit == "ms" else f"{r['median_ratio']:.3f}{unit}"
-        rows.append((r["label"], r["a_name"], f"{r['median_a']:.3f} s", r["b_name"], f"{r['median_b']:.3f} s",
-                     ratio, str(r["n"]), r["target"], "yes" if r["met"] else "NO"))
+        rows.append(
+            (
+                r["label"],
+                r["a_name"],
+                f"{r['median_a']:.3f} s",
+                r["b_name"],
+                f"{r['median_b']:.3f} s",
+                ratio,
+                str(r["n"]),
+                r["target"],
+                "yes" if r["met"] else "NO",
+            )
+        )
         for flow, s in r.get("per_flow", {}).items():
-            rows.append((f"  {flow}", "", f"{s['median_a']:.3f} s", "", f"{s['median_b']:.3f} s",
-                         f"{s['median_ratio']:.3f}", str(s["n"]), "", ""))
+            rows.append(
+                (
+                    f"  {flow}",
+                    "",
+                    f"{s['median_a']:.3f} s",
+                    "",
+                    f"{s['median_b']:.3f} s",
+                    f"{s['median_ratio']:.3f}",
+                    str(s["n"]),
+                    "",
+                    "",
+                )
+            )
             if "cpu" in s:
                 c = s["cpu"]
-                rows.append((f"  {flow} CPU", "", f"{c['median_a']:.3f} s", "", f"{c['median_b']:.3f} s",
-                             f"{c['median_ratio']:.3f}", str(c["n"]), "", ""))
+                rows.append(
+                    (
+                        f"  {flow} CPU",
+                        "",
+                        f"{c['median_a']:.3f} s",
+                        "",
+                        f"{c['median_b']:.3f} s",
+                        f"{c['median_ratio']:.3f}",
+                        str(c["n"]),
+                        "",
+                        "",
+                    )
+                )
     steps = results["cases"].get("steps")
     if steps and "medians" in steps:
         for i, k in enumerate(steps["steps"]):
             m = {arm: steps["medians"][arm][i] for arm in ("cli", "plain", "fixture")}
-            rows.append((f"{k}-step linear flow", "flow.py run", f"{m['cli']:.3f} s", "Runner / fixture",
-                         f"{m['plain']:.3f} / {m['fixture']:.3f} s", f"{m['fixture'] / m['plain']:.3f}", str(len(steps['cli'][i])), "", ""))
+            rows.append(
+                (
+                    f"{k}-step linear flow",
+                    "flow.py run",
+                    f"{m['cli']:.3f} s",
+                    "Runner / fixture",
+                    f"{m['plain']:.3f} / {m['fixture']:.3f} s",
+                    f"{m['fixture'] / m['plain']:.3f}",
+                    str(len(steps["cli"][i])),
+                    "",
+                    "",
+                )
+            )
     if markdown:
         lines = ["| " + " | ".join(row) + " |" for row in rows]
         return "\n".join([lines[0], "|" + "---|" * len(rows[0]), *lines[1:]])
@@ -324,25 +429,31 @@ def table(results: Dict[str, Any], markdown: bool = False) -> str:
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", type=int, default=5, help="pairs per comparison (default 5; start-up uses 4n)")
     parser.add_argument("--smoke", action="store_true", help="n=1 and the smallest cases; for CI")
     parser.add_argument("--only", default=",".join(CASES), help=f"comma-separated subset of {','.join(CASES)}")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="where to write the JSON results (default bench/results.json; with --smoke a temp file)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where to write the JSON results (default bench/results.json; with --smoke a temp file)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary work directory")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown (for docs/performance.md)")
     args = parser.parse_args(argv)
     n = 1 if args.smoke else args.n
     if args.out is None:  # a smoke run must not overwrite the published figures
-        args.out = Path(tempfile.gettempdir()) / "pytest-metaflow-bench-smoke.json" if args.smoke else HERE / "results.json"
+        args.out = (
+            Path(tempfile.gettempdir()) / "pytest-metaflow-bench-smoke.json" if args.smoke else HERE / "results.json"
+        )
     only = [c.strip() for c in args.only.split(",") if c.strip()]
     unknown = set(only) - set(CASES)
     if unknown:
         parser.error(f"unknown case(s): {', '.join(sorted(unknown))}")
 
-    results: Dict[str, Any] = {"machine": machine(), "n": n, "smoke": args.smoke, "cases": {}, "errors": {}}
+    results: dict[str, Any] = {"machine": machine(), "n": n, "smoke": args.smoke, "cases": {}, "errors": {}}
     results["machine"]["loadavg_start"] = os.getloadavg()
     work = workdir()
     started = time.perf_counter()
@@ -368,8 +479,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     print()
     print(table(results, markdown=args.markdown))
     m = results["machine"]
-    print(f"\n{m['nproc']} x {m['cpu']}; load {m['loadavg_start'][0]:.2f} -> {m['loadavg_end'][0]:.2f}; "
-          f"n={n}; {results['seconds']:.0f} s; results in {args.out}")
+    print(
+        f"\n{m['nproc']} x {m['cpu']}; load {m['loadavg_start'][0]:.2f} -> {m['loadavg_end'][0]:.2f}; "
+        f"n={n}; {results['seconds']:.0f} s; results in {args.out}"
+    )
     if results["errors"]:
         print(f"errors in: {', '.join(results['errors'])}", file=sys.stderr)
         return 1

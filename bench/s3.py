@@ -25,7 +25,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TESTS = '''
+TESTS = """
 import pytest
 from pytest_metaflow import assert_artifacts
 
@@ -58,17 +58,35 @@ def test_dead_endpoint(runner, metaflow_s3):
     assert_run_failed(result, step="start", match="Could not connect to the endpoint URL")
     with open(__import__("os").environ["BENCH_DEAD"], "a") as f:
         f.write("%.2f\\n" % took)
-'''
+"""
 
 
 def run_session(workdir: Path, extra: list, reps: int) -> dict:
     xml = workdir / "out.xml"
     env = {**os.environ, "BENCH_REPS": str(reps), "BENCH_DEAD": str(workdir / "dead.txt")}
-    args = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", f"--junitxml={xml}", *extra, "test_bench.py"]
-    subprocess.run(args, cwd=workdir, env=env, check=True, stdout=subprocess.DEVNULL if os.environ.get("BENCH_QUIET", "1") == "1" else None)
+    args = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        f"--junitxml={xml}",
+        *extra,
+        "test_bench.py",
+    ]
+    subprocess.run(
+        args,
+        cwd=workdir,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL if os.environ.get("BENCH_QUIET", "1") == "1" else None,
+    )
     times: dict = {}
     for case in ET.parse(xml).getroot().iter("testcase"):
-        times.setdefault(case.get("name", "").split("[")[-1].split("-")[0].rstrip("]"), []).append(float(case.get("time", 0)))
+        times.setdefault(case.get("name", "").split("[")[-1].split("-")[0].rstrip("]"), []).append(
+            float(case.get("time", 0))
+        )
     return times
 
 
@@ -102,7 +120,9 @@ def main() -> None:
             results["local"] += times.get("local", [])
             results["metaflow_s3"] += times.get("metaflow_s3", [])
             results["warm_server"] += times.get("test_warm_server", [])
-            times = run_session(workdir, ["--metaflow-datastore=s3-local", "-k", "(local or warm) and not dead"], opts.reps)
+            times = run_session(
+                workdir, ["--metaflow-datastore=s3-local", "-k", "(local or warm) and not dead"], opts.reps
+            )
             print("s3-local session:", times, flush=True)
             results["s3-local store"] += times.get("local", [])
         dead = (workdir / "dead.txt").read_text().split() if (workdir / "dead.txt").exists() else []
@@ -111,7 +131,9 @@ def main() -> None:
     print(f"foreach flow (shards=2) test, wall time per test, median of {len(results['local'])}:")
     for name in ("local", "metaflow_s3", "s3-local store"):
         med = statistics.median(results[name])
-        print(f"  {name:16s} {med:6.2f} s  ({med / base:.2f}x local)   all: {', '.join(f'{t:.2f}' for t in results[name])}")
+        print(
+            f"  {name:16s} {med:6.2f} s  ({med / base:.2f}x local)   all: {', '.join(f'{t:.2f}' for t in results[name])}"
+        )
     print(f"server start (ensure_server, 3 cold starts): {', '.join(f'{t:.2f}' for t in starts)} s")
     print(f"run against a dead S3 endpoint, until it failed: {', '.join(dead)} s")
 

@@ -46,14 +46,14 @@ import time
 import uuid
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any, Dict, List, Set, Tuple
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 from pytest_metaflow import _processes  # noqa: E402  (no metaflow import)
 
 FLOWS = Path(__file__).resolve().parent.parent / "tests" / "flows"
 
-HELPER_FLOW = '''
+HELPER_FLOW = """
 import os, subprocess, sys, time
 from metaflow import FlowSpec, Parameter, step
 
@@ -86,9 +86,9 @@ class StressFlow(FlowSpec):
 
 if __name__ == "__main__":
     StressFlow()
-'''
+"""
 
-TESTS = '''
+TESTS = """
 import asyncio, json, os
 import pytest
 from metaflow import Flow
@@ -149,16 +149,19 @@ def test_pytest_timeout_thread(runner, i):
 def test_notebook(run_notebook, request, i):
     nb = run_notebook(os.path.join(os.path.dirname(__file__), "{tag}", "stress.ipynb"))
     assert "successful True" in nb.cells[1].outputs[0].text
-'''
+"""
 
-def notebook_cells(seconds: int) -> List[str]:
+
+def notebook_cells(seconds: int) -> list[str]:
     """NBRunner runs the flow class of the cell it is called from: the flow's source is the cell."""
     flow = HELPER_FLOW.split("if __name__")[0]
-    return [flow + f"\nfrom metaflow import NBRunner\nrun = NBRunner(StressFlow, pylint=False).nbrun(seconds={seconds})",
-            "print('successful', run.successful)"]
+    return [
+        flow + f"\nfrom metaflow import NBRunner\nrun = NBRunner(StressFlow, pylint=False).nbrun(seconds={seconds})",
+        "print('successful', run.successful)",
+    ]
 
 
-def write_notebook(path: Path, cells: List[str]) -> None:
+def write_notebook(path: Path, cells: list[str]) -> None:
     import nbformat
 
     nb = nbformat.v4.new_notebook()
@@ -166,7 +169,8 @@ def write_notebook(path: Path, cells: List[str]) -> None:
     nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
     nbformat.write(nb, str(path))
 
-KILLED = '''
+
+KILLED = """
 import os
 FLOW = os.path.join(os.path.dirname(__file__), "{tag}", "stress.py")
 
@@ -175,11 +179,10 @@ def test_run(runner):
 
 def test_notebook(run_notebook):
     run_notebook(os.path.join(os.path.dirname(__file__), "{tag}", "slow.ipynb"))
-'''
+"""
 
 
-
-def plan(runs: int) -> Dict[str, int]:
+def plan(runs: int) -> dict[str, int]:
     """Test counts adding up to ``runs`` flow runs (a concurrent test makes 3)."""
     counts = {
         "failing": runs * 15 // 100,
@@ -204,7 +207,7 @@ class Census:
         self.tag = tag
         self.subreaper = ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
         self.before = self._descendants(self._table())
-        self.protected: Set[int] = set()  # the pytest sessions started here: their Popen waits for them
+        self.protected: set[int] = set()  # the pytest sessions started here: their Popen waits for them
         # Orphans re-parented here exit while the session runs: collect them as they come.
         threading.Thread(target=self._reaper, daemon=True).start()
 
@@ -213,16 +216,21 @@ class Census:
             time.sleep(0.1)
             self._reap(self._table())
 
-    def _reap(self, table: Dict[int, Any]) -> None:
+    def _reap(self, table: dict[int, Any]) -> None:
         for proc in table.values():  # collect the orphans re-parented here that exited
-            if proc.ppid == os.getpid() and proc.zombie and (proc.pid, proc.start) not in self.before and proc.pid not in self.protected:
+            if (
+                proc.ppid == os.getpid()
+                and proc.zombie
+                and (proc.pid, proc.start) not in self.before
+                and proc.pid not in self.protected
+            ):
                 try:
                     os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG)
                 except ChildProcessError:
                     pass
 
     @staticmethod
-    def _table() -> Dict[int, Any]:
+    def _table() -> dict[int, Any]:
         table = {}
         for pid in _processes.other_pids() + [os.getpid()]:
             proc = _processes._parse_stat(pid, _processes.read_proc(pid, "stat"))
@@ -231,13 +239,13 @@ class Census:
         return table
 
     @staticmethod
-    def _descendants(table: Dict[int, Any]) -> Set[Tuple[int, float]]:
+    def _descendants(table: dict[int, Any]) -> set[tuple[int, float]]:
         return {(p, table[p].start) for p in _processes._descendants(table, [os.getpid()]) if p != os.getpid()}
 
-    def count(self) -> Dict[int, str]:
+    def count(self) -> dict[int, str]:
         table = self._table()
         self._reap(table)
-        found: Dict[int, List[str]] = {}
+        found: dict[int, list[str]] = {}
         for pid, _ in self._descendants(table) - self.before:
             if not table[pid].zombie:
                 found.setdefault(pid, []).append("descendant")
@@ -249,7 +257,7 @@ class Census:
             found.setdefault(int(line.split(":")[0]), []).append("command line")
         return {pid: f"{'+'.join(how)}: {_processes.describe_process(pid)[:160]}" for pid, how in found.items()}
 
-    def settle(self, seconds: float = 10.0) -> List[str]:
+    def settle(self, seconds: float = 10.0) -> list[str]:
         deadline = time.monotonic() + seconds
         while self.count() and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -269,13 +277,17 @@ class Census:
             time.sleep(0.05)
 
 
-def killed_session(work: Path, tag: str, env: Dict[str, str], census: Census) -> Tuple[int, float]:
+def killed_session(work: Path, tag: str, env: dict[str, str], census: Census) -> tuple[int, float]:
     """A session killed with SIGKILL (controller and workers) while a flow and a notebook's flow run:
     ``(live processes it left, seconds until the watchdog had cleaned up)``."""
     (work / "test_killed.py").write_text(KILLED.format(tag=tag))
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-n", "2", "-q", f"--basetemp={work / 'basetemp-killed'}", "test_killed.py"],
-        cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        cwd=work,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     census.protected.add(proc.pid)
     deadline = time.monotonic() + 300
@@ -292,7 +304,7 @@ def killed_session(work: Path, tag: str, env: Dict[str, str], census: Census) ->
     return len(left), time.monotonic() - start
 
 
-def expected_outcomes(name: str) -> Set[str]:
+def expected_outcomes(name: str) -> set[str]:
     if name.startswith("test_pytest_timeout_thread"):
         return {"failed", "error"}  # the worker dies by os._exit: junit says error ("crashed")
     if name.startswith("test_pytest_timeout"):
@@ -321,7 +333,9 @@ def main() -> int:
     (work / "test_stress.py").write_text(textwrap.dedent(TESTS.format(tag=tag, **counts)))
     write_notebook(work / tag / "stress.ipynb", notebook_cells(0))
     write_notebook(work / tag / "slow.ipynb", notebook_cells(300))
-    (work / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\nasyncio_default_fixture_loop_scope = function\n")
+    (work / "pytest.ini").write_text(
+        "[pytest]\naddopts = -p no:cacheprovider\nasyncio_default_fixture_loop_scope = function\n"
+    )
     tmp = work / "tmpdir"
     tmp.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("USER", "USERNAME", "SUDO_USER", "METAFLOW_USER")}
@@ -341,9 +355,23 @@ def main() -> int:
     hung_session = False
     with open(work / "output.txt", "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "pytest", "-n", args.workers, "-q", "--timeout=120", f"--basetemp={work / 'basetemp'}",
-             f"--junitxml={work / 'junit.xml'}", "test_stress.py"],
-            cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-n",
+                args.workers,
+                "-q",
+                "--timeout=120",
+                f"--basetemp={work / 'basetemp'}",
+                f"--junitxml={work / 'junit.xml'}",
+                "test_stress.py",
+            ],
+            cwd=work,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         census.protected.add(proc.pid)
         try:
@@ -360,14 +388,28 @@ def main() -> int:
     census.kill()
     leftover = sorted(str(p) for p in tmp.rglob("*")) + sorted(str(p) for p in home.rglob("*"))
     # (shared with other users of the machine: a new entry there may not be ours, but is reported)
-    leftover += sorted(str(client_cache / n) for n in (set(os.listdir(client_cache)) if client_cache.is_dir() else set()) - client_before)
+    leftover += sorted(
+        str(client_cache / n)
+        for n in (set(os.listdir(client_cache)) if client_cache.is_dir() else set()) - client_before
+    )
     leftover += sorted(str(work / tag / n) for n in set(os.listdir(work / tag)) - flow_dir_before)
-    expected_in_cwd = {tag, "tmpdir", "home", "basetemp", "basetemp-killed", "test_stress.py", "test_killed.py", "pytest.ini",
-                       "output.txt", "junit.xml", "runs.jsonl"}
+    expected_in_cwd = {
+        tag,
+        "tmpdir",
+        "home",
+        "basetemp",
+        "basetemp-killed",
+        "test_stress.py",
+        "test_killed.py",
+        "pytest.ini",
+        "output.txt",
+        "junit.xml",
+        "runs.jsonl",
+    }
     leftover += sorted(str(p) for p in work.iterdir() if p.name not in expected_in_cwd)
 
-    outcomes: Dict[str, str] = {}
-    durations: Dict[str, float] = {}
+    outcomes: dict[str, str] = {}
+    durations: dict[str, float] = {}
     if (work / "junit.xml").exists():
         for case in ET.parse(work / "junit.xml").getroot().iter("testcase"):
             name = f"{case.get('name')}"
@@ -383,7 +425,7 @@ def main() -> int:
     missing = n_tests - len(outcomes)
 
     collisions = 0
-    per_store: Dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    per_store: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     run_ids = collections.Counter()
     if (work / "runs.jsonl").exists():
         for line in (work / "runs.jsonl").read_text().splitlines():
@@ -391,7 +433,9 @@ def main() -> int:
             per_store[rec["store"]][rec["run"]] += 1
             run_ids[rec["run"]] += 1
     collisions = sum(c - 1 for store in per_store.values() for c in store.values() if c > 1)
-    collisions += sum(1 for o in (work / "output.txt").read_text(errors="replace").splitlines() if "Metaflow issue 1237" in o)
+    collisions += sum(
+        1 for o in (work / "output.txt").read_text(errors="replace").splitlines() if "Metaflow issue 1237" in o
+    )
     recorded = sum(run_ids.values())
 
     report = {
@@ -416,7 +460,17 @@ def main() -> int:
     for title, items in (("leaked", leaked), ("leftover", leftover), ("hangs", hangs), ("unexpected", unexpected)):
         for item in list(items)[:20]:
             print(f"  {title}: {item}" + (f" -> {items[item]}" if isinstance(items, dict) else ""))
-    bad = any(report[k] for k in ("leaked processes", "leaked after SIGKILL of pytest", "leftover files", "collisions", "hangs", "unexpected outcomes"))
+    bad = any(
+        report[k]
+        for k in (
+            "leaked processes",
+            "leaked after SIGKILL of pytest",
+            "leftover files",
+            "collisions",
+            "hangs",
+            "unexpected outcomes",
+        )
+    )
     if bad or args.keep:
         print(f"work directory kept: {work}")
     else:

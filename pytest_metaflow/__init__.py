@@ -6,6 +6,9 @@ the ``pytest11`` entry point; this package exports the assertion helpers, the
 error types and the fixtures' types. Importing it does not import metaflow.
 """
 
+from ._flowconfig import FLOW_DIR
+from ._s3 import MetaflowS3, S3Server
+from ._snapshot_api import ArtifactSnapshot
 from .assertions import (
     assert_artifacts,
     assert_log_contains,
@@ -15,7 +18,6 @@ from .assertions import (
     assert_run_succeeded,
 )
 from .cards import card_components, card_data
-from ._flowconfig import FLOW_DIR
 from .errors import (
     ConfigFileNotFoundError,
     FlowFileNotFoundError,
@@ -29,8 +31,6 @@ from .errors import (
     RunTimeoutError,
     S3EndpointError,
 )
-from ._s3 import MetaflowS3, S3Server
-from ._snapshot_api import ArtifactSnapshot
 from .fixtures import NBRunnerFixture, NotebookFixture, RunnerFixture
 
 __version__ = "0.1.0"

@@ -26,9 +26,10 @@ import contextlib
 import fnmatch
 import os
 import threading
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any
 
 import pytest
 
@@ -36,7 +37,19 @@ from . import _flowconfig, _flowfile
 from .errors import InvalidFlowError, PytestMetaflowError
 
 CASES_VAR = "PYTEST_METAFLOW"
-CASE_KEYS = ("params", "expect", "step", "exception", "match", "skip", "marks", "timeout", "env", "config", "config_value")
+CASE_KEYS = (
+    "params",
+    "expect",
+    "step",
+    "exception",
+    "match",
+    "skip",
+    "marks",
+    "timeout",
+    "env",
+    "config",
+    "config_value",
+)
 _KILL_EVERY = 0.5
 
 
@@ -48,18 +61,18 @@ class FlowCaseFailed(Exception):
 class FlowCase:
     """One way of running a collected flow, declared in ``PYTEST_METAFLOW``."""
 
-    name: Optional[str]
-    params: Dict[str, Any] = field(default_factory=dict)
+    name: str | None
+    params: dict[str, Any] = field(default_factory=dict)
     expect: str = "success"
-    step: Optional[str] = None
-    exception: Optional[str] = None
-    match: Optional[str] = None
-    skip: Optional[str] = None
-    marks: Tuple[str, ...] = ()
-    timeout: Optional[float] = None
-    env: Dict[str, str] = field(default_factory=dict)
-    config: Dict[str, str] = field(default_factory=dict)
-    config_value: Dict[str, Any] = field(default_factory=dict)
+    step: str | None = None
+    exception: str | None = None
+    match: str | None = None
+    skip: str | None = None
+    marks: tuple[str, ...] = ()
+    timeout: float | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    config: dict[str, str] = field(default_factory=dict)
+    config_value: dict[str, Any] = field(default_factory=dict)
 
 
 def matches(path: Path, rootpath: Path, globs: Sequence[str]) -> bool:
@@ -71,17 +84,27 @@ def matches(path: Path, rootpath: Path, globs: Sequence[str]) -> bool:
     return any(fnmatch.fnmatch(rel if "/" in g else path.name, g) for g in globs)
 
 
-def _case(name: Optional[str], spec: Any, where: str) -> FlowCase:
+def _case(name: str | None, spec: Any, where: str) -> FlowCase:
     if not isinstance(spec, dict):
         raise InvalidFlowError(f"{where}: a case must be a dict, got {spec!r}")
     unknown = sorted(set(spec) - set(CASE_KEYS))
     if unknown:
-        raise InvalidFlowError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; known: {', '.join(CASE_KEYS)}")
+        raise InvalidFlowError(
+            f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; known: {', '.join(CASE_KEYS)}"
+        )
     if spec.get("expect", "success") not in ("success", "failure"):
         raise InvalidFlowError(f"{where}: 'expect' must be 'success' or 'failure', got {spec['expect']!r}")
-    for key, kind in (("params", dict), ("env", dict), ("config", dict), ("config_value", dict), ("marks", (list, tuple))):
+    for key, kind in (
+        ("params", dict),
+        ("env", dict),
+        ("config", dict),
+        ("config_value", dict),
+        ("marks", (list, tuple)),
+    ):
         if key in spec and not isinstance(spec[key], kind):
-            raise InvalidFlowError(f"{where}: {key!r} must be a {'dict' if kind is dict else 'list'}, got {spec[key]!r}")
+            raise InvalidFlowError(
+                f"{where}: {key!r} must be a {'dict' if kind is dict else 'list'}, got {spec[key]!r}"
+            )
     timeout = spec.get("timeout")
     if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
         raise InvalidFlowError(f"{where}: 'timeout' must be a positive number of seconds, got {timeout!r}")
@@ -102,9 +125,11 @@ def _case(name: Optional[str], spec: Any, where: str) -> FlowCase:
     )
 
 
-def _cases(tree: ast.Module, path: str) -> List[FlowCase]:
+def _cases(tree: ast.Module, path: str) -> list[FlowCase]:
     for node in tree.body:
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        targets = (
+            node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        )
         value = getattr(node, "value", None)
         if any(isinstance(t, ast.Name) and t.id == CASES_VAR for t in targets) and value is not None:
             where = f"{path}:{node.lineno}: {CASES_VAR}"
@@ -121,11 +146,14 @@ def _cases(tree: ast.Module, path: str) -> List[FlowCase]:
                 return [_case(None, config, where)]
             if not isinstance(cases, dict) or not cases:
                 raise InvalidFlowError(f"{where}: 'cases' must be a non-empty dict of case name to case")
-            return [_case(str(name), {**config, **(spec or {})}, f"{where}['cases'][{name!r}]") for name, spec in cases.items()]
+            return [
+                _case(str(name), {**config, **(spec or {})}, f"{where}['cases'][{name!r}]")
+                for name, spec in cases.items()
+            ]
     return [FlowCase(name=None)]
 
 
-def inspect_flow_file(path: Union[str, Path]) -> Optional[Tuple[str, int, List[FlowCase]]]:
+def inspect_flow_file(path: str | Path) -> tuple[str, int, list[FlowCase]] | None:
     """``(flow class name, its line, cases)`` for a runnable flow file, ``None`` for any other file.
 
     Raises :class:`InvalidFlowError` for a file that cannot be decoded, or a bad
@@ -195,7 +223,7 @@ class FlowItem(pytest.Function):
     lineno: int
 
     @classmethod
-    def from_case(cls, parent: FlowFile, flow: str, lineno: int, case: FlowCase) -> "FlowItem":
+    def from_case(cls, parent: FlowFile, flow: str, lineno: int, case: FlowCase) -> FlowItem:
         name = flow if case.name is None else f"{flow}[{case.name}]"
         item = cls.from_parent(parent, name=name, callobj=_case_function(str(parent.path), case))
         item.flow, item.case, item.lineno = flow, case, lineno
@@ -211,7 +239,7 @@ class FlowItem(pytest.Function):
         return item
 
     @classmethod
-    def broken(cls, parent: FlowFile, name: str, error: Exception) -> "FlowItem":
+    def broken(cls, parent: FlowFile, name: str, error: Exception) -> FlowItem:
         """An item that fails with ``error`` (a flow file that cannot be read)."""
         message = str(error)
 
@@ -222,7 +250,7 @@ class FlowItem(pytest.Function):
         item.flow, item.case, item.lineno = name, FlowCase(name=None), 1
         return item
 
-    def reportinfo(self) -> Tuple[Any, Optional[int], str]:
+    def reportinfo(self) -> tuple[Any, int | None, str]:
         return self.path, self.lineno - 1, self.name
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:  # type: ignore[override]
@@ -250,7 +278,7 @@ class _Deadline:
             if self._stop.wait(_KILL_EVERY):
                 return
 
-    def __enter__(self) -> "_Deadline":
+    def __enter__(self) -> _Deadline:
         threading.Thread(target=self._watch, name="pytest-metaflow-case-timeout", daemon=True).start()
         return self
 
@@ -265,10 +293,13 @@ def run_case(runner_fixture: Any, path: str, case: FlowCase) -> None:
 
     # From the flow's directory: relative paths in the flow (IncludeFile
     # defaults, data files) resolve the same whatever directory pytest runs in.
-    deadline: Optional[_Deadline] = None
+    deadline: _Deadline | None = None
     try:
         runner = runner_fixture(
-            path, env=case.env or None, cwd=os.path.dirname(path), **_flowconfig.case_kwargs(case.config, case.config_value)
+            path,
+            env=case.env or None,
+            cwd=os.path.dirname(path),
+            **_flowconfig.case_kwargs(case.config, case.config_value),
         )
         deadline = _Deadline(runner, case.timeout) if case.timeout else None
         with deadline or contextlib.nullcontext():
@@ -278,8 +309,14 @@ def run_case(runner_fixture: Any, path: str, case: FlowCase) -> None:
         # start errors, parameter validation (Metaflow's TypeError/ValueError), a
         # flow failing at import, a Config click refuses.
         if deadline is not None and deadline.fired:
-            raise FlowCaseFailed(f"the run did not finish within the case's timeout of {case.timeout} s and was killed") from None
-        given = [f"{k} {v!r}" for k, v in (("params", case.params), ("config", case.config), ("config_value", case.config_value)) if v]
+            raise FlowCaseFailed(
+                f"the run did not finish within the case's timeout of {case.timeout} s and was killed"
+            ) from None
+        given = [
+            f"{k} {v!r}"
+            for k, v in (("params", case.params), ("config", case.config), ("config_value", case.config_value))
+            if v
+        ]
         with_ = f" with {', '.join(given)}" if given else ""
         raise FlowCaseFailed(f"could not run the flow{with_}:\n{type(e).__name__}: {e}") from None
     if deadline is not None and deadline.fired:
@@ -296,7 +333,7 @@ def run_case(runner_fixture: Any, path: str, case: FlowCase) -> None:
         raise FlowCaseFailed(str(e)) from None
 
 
-def collect_file(file_path: Path, parent: pytest.Collector, globs: Sequence[str]) -> Optional[FlowFile]:
+def collect_file(file_path: Path, parent: pytest.Collector, globs: Sequence[str]) -> FlowFile | None:
     """The ``pytest_collect_file`` logic: a :class:`FlowFile` for a matching non-test ``.py`` file."""
     config = parent.config
     if not globs or file_path.suffix != ".py" or _is_test_module(file_path, config):

@@ -15,7 +15,8 @@ from __future__ import annotations
 import math
 import reprlib
 import sys
-from typing import Any, Iterator, List, Optional, Tuple
+from collections.abc import Iterator
+from typing import Any
 
 _CHUNK = 1 << 20  # elements per slice: a few MB of temporaries whatever the array's size
 _MAX_LINES = 25  # of a library's failure message
@@ -28,7 +29,7 @@ _repr.maxlist = _repr.maxtuple = _repr.maxdict = _repr.maxset = 20
 class Tolerance:
     """``rtol``/``atol`` as given to ``assert_artifacts``; both ``None``: exact comparison."""
 
-    def __init__(self, rtol: Optional[float] = None, atol: Optional[float] = None) -> None:
+    def __init__(self, rtol: float | None = None, atol: float | None = None) -> None:
         for name, value in (("rtol", rtol), ("atol", atol)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
                 raise TypeError(f"{name} must be a number >= 0, got {value!r}")
@@ -41,7 +42,7 @@ class Tolerance:
         return f"rtol={self.rtol:g}, atol={self.atol:g}"
 
 
-def _library(value: Any) -> Optional[Any]:
+def _library(value: Any) -> Any | None:
     """numpy or pandas module when ``value`` is one of their objects (already imported), else None."""
     root = type(value).__module__.partition(".")[0]
     return sys.modules.get(root) if root in ("numpy", "pandas") else None
@@ -74,7 +75,7 @@ def _block(head: str, text: str) -> str:
     return head + "\n" + "\n".join("    " + line for line in _cap(text).splitlines())
 
 
-def difference(expected: Any, actual: Any, tol: Optional[Tolerance] = None) -> Optional[str]:
+def difference(expected: Any, actual: Any, tol: Tolerance | None = None) -> str | None:
     """``None`` when ``actual`` matches ``expected``, else a short description of the difference."""
     tol = tol or Tolerance()
     if _is_approx(expected):
@@ -150,13 +151,16 @@ def _same_container(expected: Any, actual: Any) -> bool:
     return False
 
 
-def _container(expected: Any, actual: Any, tol: Tolerance) -> Optional[str]:
+def _container(expected: Any, actual: Any, tol: Tolerance) -> str | None:
     """Element by element, naming the first differing key or index."""
     if isinstance(expected, dict):
         if set(expected) != set(actual):
-            missing, extra = sorted(map(repr, set(expected) - set(actual))), sorted(map(repr, set(actual) - set(expected)))
+            missing, extra = (
+                sorted(map(repr, set(expected) - set(actual))),
+                sorted(map(repr, set(actual) - set(expected))),
+            )
             return f"keys differ: missing {', '.join(missing) or 'none'}; unexpected {', '.join(extra) or 'none'}"
-        pairs: List[Tuple[str, Any, Any]] = [(f"[{k!r}]", expected[k], actual[k]) for k in expected]
+        pairs: list[tuple[str, Any, Any]] = [(f"[{k!r}]", expected[k], actual[k]) for k in expected]
     else:
         if len(expected) != len(actual):
             return f"expected {_short(expected)}, got {_short(actual)} (length {len(expected)} vs {len(actual)})"
@@ -171,7 +175,7 @@ def _container(expected: Any, actual: Any, tol: Tolerance) -> Optional[str]:
 # -- numpy ----------------------------------------------------------------------
 
 
-def _blocks(np: Any, *arrays: Any) -> Iterator[Tuple[int, Tuple[Any, ...]]]:
+def _blocks(np: Any, *arrays: Any) -> Iterator[tuple[int, tuple[Any, ...]]]:
     """Slices along the first axis (views, no copies) of about ``_CHUNK`` elements each."""
     first = arrays[0]
     if first.ndim == 0 or first.size <= _CHUNK:
@@ -182,13 +186,15 @@ def _blocks(np: Any, *arrays: Any) -> Iterator[Tuple[int, Tuple[Any, ...]]]:
         yield start, tuple(a[start : start + rows] for a in arrays)
 
 
-def _first_mismatch(np: Any, shape: Tuple[int, ...], start: int, block_shape: Tuple[int, ...], ok: Any) -> Tuple[int, ...]:
+def _first_mismatch(
+    np: Any, shape: tuple[int, ...], start: int, block_shape: tuple[int, ...], ok: Any
+) -> tuple[int, ...]:
     flat = int(np.flatnonzero(~ok)[0])
     index = np.unravel_index(flat, block_shape) if block_shape else ()
     return tuple(int(i) for i in ((index[0] + start,) + tuple(index[1:]) if index else ()))
 
 
-def _numpy(np: Any, expected: Any, actual: Any, tol: Tolerance) -> Optional[str]:
+def _numpy(np: Any, expected: Any, actual: Any, tol: Tolerance) -> str | None:
     strict = isinstance(expected, np.ndarray) and not tol.active
     if not isinstance(actual, np.ndarray):
         return f"expected an array {_short(expected)}, got {type(actual).__name__}: {_short(actual)}"
@@ -198,10 +204,10 @@ def _numpy(np: Any, expected: Any, actual: Any, tol: Tolerance) -> Optional[str]
     if strict and want.dtype != actual.dtype:
         return f"dtype mismatch: expected {want.dtype}, got {actual.dtype} (shape {actual.shape})"
     numeric = want.dtype.kind in "biufc" and actual.dtype.kind in "biufc"
-    first: Optional[Tuple[int, ...]] = None
+    first: tuple[int, ...] | None = None
     if numeric:
         bad, worst = 0, 0.0
-        shown: List[str] = []
+        shown: list[str] = []
         for start, (a, e) in _blocks(np, actual, want):
             with np.errstate(invalid="ignore", over="ignore"):
                 if tol.active:
@@ -251,7 +257,7 @@ def _numpy(np: Any, expected: Any, actual: Any, tol: Tolerance) -> Optional[str]
     return None
 
 
-def _approx_array(approx: Any, actual: Any) -> Optional[str]:
+def _approx_array(approx: Any, actual: Any) -> str | None:
     """``pytest.approx(ndarray) == actual`` with pytest's rule, slice by slice.
 
     pytest compares element by element in Python: 198 s and 1.5 GB for an
@@ -269,7 +275,7 @@ def _approx_array(approx: Any, actual: Any) -> Optional[str]:
     only_abs = approx.rel is None and approx.abs is not None
     relative = 1e-6 if approx.rel is None else approx.rel
     bad = 0
-    first: Optional[Tuple[int, ...]] = None
+    first: tuple[int, ...] | None = None
     worst = 0.0
     for start, (a, e) in _blocks(np, actual, expected):
         with np.errstate(invalid="ignore", over="ignore"):
@@ -301,8 +307,12 @@ def _is_pandas(pd: Any, *values: Any) -> bool:
     return any(isinstance(v, (pd.DataFrame, pd.Series, pd.Index)) for v in values)
 
 
-def _pandas(pd: Any, expected: Any, actual: Any, tol: Tolerance) -> Optional[str]:
-    for cls, check in ((pd.DataFrame, "assert_frame_equal"), (pd.Series, "assert_series_equal"), (pd.Index, "assert_index_equal")):
+def _pandas(pd: Any, expected: Any, actual: Any, tol: Tolerance) -> str | None:
+    for cls, check in (  # noqa: B007 (both are used after the loop)
+        (pd.DataFrame, "assert_frame_equal"),
+        (pd.Series, "assert_series_equal"),
+        (pd.Index, "assert_index_equal"),
+    ):
         if isinstance(expected, cls):
             break
     else:
@@ -331,7 +341,7 @@ def _differing_rows(pd: Any, expected: Any, actual: Any, limit: int = 5) -> str:
             expected, actual = expected.to_frame(), actual.to_frame()
         if not expected.columns.equals(actual.columns):
             return ""
-        cells: List[str] = []
+        cells: list[str] = []
         for column in expected.columns:
             e, a = expected[column], actual[column]
             differ = ~((e == a) | (e.isna() & a.isna()))

@@ -14,12 +14,12 @@ from __future__ import annotations
 import copy
 import os
 import sys
-from typing import Any, Dict
+from typing import Any
 
 CONFIG_VAR = "COVERAGE_PROCESS_CONFIG"
 
 
-def child_env() -> Dict[str, str]:
+def child_env() -> dict[str, str]:
     """Extra environment that makes a run's processes measured like this one; empty when not measuring."""
     # Never import coverage ourselves: if nothing imported it, nothing measures.
     coverage = sys.modules.get("coverage")

@@ -12,7 +12,8 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from typing import Any, Dict, Iterator, List, Mapping, Optional
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from .errors import ConfigFileNotFoundError, FlowStartError, InvalidFlowError
 
@@ -31,7 +32,7 @@ FLOW_DIR = _FlowDir("<the flow file's directory>")
 CONFIG_KWARGS = ("config", "config_value")
 
 
-def resolve_cwd(cwd: Optional[str], flow_file: str) -> Optional[str]:
+def resolve_cwd(cwd: str | None, flow_file: str) -> str | None:
     """The run's working directory: :data:`FLOW_DIR` means the flow file's directory."""
     if isinstance(cwd, _FlowDir):
         return os.path.dirname(os.path.abspath(flow_file))
@@ -49,7 +50,7 @@ def _pairs(value: Any) -> Any:
     return value
 
 
-def normalize(kwargs: Dict[str, Any]) -> Dict[str, Any]:
+def normalize(kwargs: dict[str, Any]) -> dict[str, Any]:
     """``config=``/``config_value=`` given as dicts become Metaflow's list of ``(name, value)``."""
     for key in CONFIG_KWARGS:
         if kwargs.get(key) is not None:
@@ -57,14 +58,16 @@ def normalize(kwargs: Dict[str, Any]) -> Dict[str, Any]:
     return kwargs
 
 
-def _config_params(flow_cls: Any) -> List[Any]:
+def _config_params(flow_cls: Any) -> list[Any]:
     try:
         return [p for _, p in flow_cls._get_parameters() if getattr(p, "IS_CONFIG_PARAMETER", False)]
     except Exception:  # an internal API: never fail a run because it moved
         return []
 
 
-def _not_found(name: str, path: str, cwd: str, flow_dir: str, default: bool, resume: bool = False) -> ConfigFileNotFoundError:
+def _not_found(
+    name: str, path: str, cwd: str, flow_dir: str, default: bool, resume: bool = False
+) -> ConfigFileNotFoundError:
     tried = os.path.join(cwd, path)
     what = "default config file" if default else "config file"
     lines = [f"{what} {path!r} of Config {name!r} not found: tried {tried} (the run's working directory is {cwd})"]
@@ -163,12 +166,11 @@ def with_path_hint(error: FlowStartError, cwd: str, flow_file: str) -> FlowStart
     return error
 
 
-def case_kwargs(config: Optional[Mapping[str, Any]], config_value: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+def case_kwargs(config: Mapping[str, Any] | None, config_value: Mapping[str, Any] | None) -> dict[str, Any]:
     """Top-level Runner kwargs for a collected case's ``config``/``config_value``."""
-    out: Dict[str, Any] = {}
+    out: dict[str, Any] = {}
     if config:
         out["config"] = [(str(k), str(v)) for k, v in config.items()]
     if config_value:
         out["config_value"] = [(str(k), v) for k, v in config_value.items()]
     return out
-

@@ -16,9 +16,9 @@ import errno
 import io
 import os
 import tokenize
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, List, Optional, Tuple, Union
 
 from .errors import FlowFileNotFoundError, InvalidFlowError
 
@@ -30,11 +30,11 @@ class FlowFileInfo:
     """What the AST of a file says about it as a flow file."""
 
     path: str
-    tree: Optional[ast.Module]  # None: the file does not parse
-    flow: Optional[str]  # the class the __main__ block starts, else the last FlowSpec subclass
+    tree: ast.Module | None  # None: the file does not parse
+    flow: str | None  # the class the __main__ block starts, else the last FlowSpec subclass
     lineno: int
     has_main: bool
-    syntax_error: Optional[SyntaxError] = None
+    syntax_error: SyntaxError | None = None
 
     @property
     def is_flow(self) -> bool:
@@ -42,7 +42,7 @@ class FlowFileInfo:
         return self.has_main and self.flow is not None
 
 
-def _loop_or_missing(candidate: Path) -> Optional[str]:
+def _loop_or_missing(candidate: Path) -> str | None:
     """Why ``candidate`` cannot be a flow file, ``None`` when it simply does not exist."""
     try:
         os.stat(candidate)
@@ -55,11 +55,11 @@ def _loop_or_missing(candidate: Path) -> Optional[str]:
     return None
 
 
-def locate(flow_file: Union[str, "os.PathLike[str]"], search_dirs: Iterable[Path]) -> str:
+def locate(flow_file: str | os.PathLike[str], search_dirs: Iterable[Path]) -> str:
     """Absolute path of ``flow_file``; relative names are tried in each of ``search_dirs``."""
     path = Path(flow_file)
     candidates = [path] if path.is_absolute() else [Path(d) / path for d in search_dirs]
-    tried: List[Path] = []
+    tried: list[Path] = []
     for candidate in candidates:
         try:
             candidate = candidate.resolve()
@@ -75,12 +75,11 @@ def locate(flow_file: Union[str, "os.PathLike[str]"], search_dirs: Iterable[Path
         if why:
             raise InvalidFlowError(why)
     raise FlowFileNotFoundError(
-        f"flow file {str(flow_file)!r} not found; tried:\n"
-        + "\n".join(f"  {p}" for p in tried)
+        f"flow file {str(flow_file)!r} not found; tried:\n" + "\n".join(f"  {p}" for p in tried)
     )
 
 
-def read_source(path: Union[str, "os.PathLike[str]"]) -> str:
+def read_source(path: str | os.PathLike[str]) -> str:
     """The text of a Python file, decoded as Python decodes it (coding cookie, BOM, else UTF-8).
 
     Raises :class:`InvalidFlowError` (one line) when the file cannot be read or
@@ -128,7 +127,7 @@ def is_main_guard(node: ast.stmt) -> bool:
     return "__name__" in names and "__main__" in consts
 
 
-def _flow_class(tree: ast.Module, mains: List[ast.If]) -> Optional[ast.ClassDef]:
+def _flow_class(tree: ast.Module, mains: list[ast.If]) -> ast.ClassDef | None:
     classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
     # The class the __main__ block starts is the flow (also when its base is imported).
     for block in mains:
@@ -160,7 +159,7 @@ def inspect_source(source: str, path: str) -> FlowFileInfo:
     return FlowFileInfo(path, tree, cls.name if cls else None, cls.lineno if cls else 1, bool(mains))
 
 
-def inspect(path: Union[str, "os.PathLike[str]"]) -> FlowFileInfo:
+def inspect(path: str | os.PathLike[str]) -> FlowFileInfo:
     """:func:`inspect_source` of a file, read as Python reads it."""
     return inspect_source(read_source(path), str(path))
 
@@ -179,7 +178,7 @@ def check_source(source: str, path: str) -> FlowFileInfo:
     if not info.has_main:
         what = f"defines {info.flow} but " if info.flow else ""
         raise InvalidFlowError(
-            f"flow file {path} {what}has no `if __name__ == \"__main__\":` block; Metaflow "
+            f'flow file {path} {what}has no `if __name__ == "__main__":` block; Metaflow '
             "starts a run only from it (a module without one is a base flow, not a flow). "
             f"Add at the end of the file:\n\n{_MAIN_BLOCK_HINT}"
         )
@@ -191,7 +190,7 @@ def check(path: str) -> FlowFileInfo:
     return check_source(read_source(path), path)
 
 
-def package_root(flow_file: str) -> Optional[str]:
+def package_root(flow_file: str) -> str | None:
     """The directory above the outermost package holding ``flow_file``, ``None`` outside packages.
 
     Like pytest's ``prepend`` import mode for test modules: a flow inside a
@@ -207,7 +206,7 @@ def package_root(flow_file: str) -> Optional[str]:
     return root
 
 
-def import_dirs(flow_file: str) -> Tuple[str, ...]:
+def import_dirs(flow_file: str) -> tuple[str, ...]:
     """Directories a flow's imports resolve from: its own (as ``python flow.py``), then its package root."""
     own = os.path.dirname(os.path.abspath(flow_file))
     root = package_root(flow_file)

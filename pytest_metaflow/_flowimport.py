@@ -32,8 +32,9 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator, Sequence
 from types import ModuleType
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Any
 
 from . import _flowfile
 from .errors import FlowStartError, RunTimeoutError
@@ -86,13 +87,13 @@ report(kind="ok")
 
 _STARTUP_GRACE = 300.0  # seconds for the child's interpreter and metaflow to start, beyond the run timeout
 _lock = threading.Lock()
-_validated: Set[Tuple[str, str]] = set()  # (path, content hash) imported cleanly in a child
+_validated: set[tuple[str, str]] = set()  # (path, content hash) imported cleanly in a child
 _PROTECTED = {"metaflow", "pytest", "_pytest", "pluggy", "pytest_metaflow"}
 
 
-def _hide_candidates(dirs: Sequence[str]) -> Set[str]:
+def _hide_candidates(dirs: Sequence[str]) -> set[str]:
     """Top-level module names that ``dirs`` provide (``name.py`` or a package ``name/``)."""
-    names: Set[str] = set()
+    names: set[str] = set()
     for directory in dirs:
         try:
             entries = os.listdir(directory)
@@ -112,12 +113,12 @@ def _inside_dir(path: str, directory: str) -> bool:
     return os.path.abspath(path).startswith(os.path.abspath(directory).rstrip(os.sep) + os.sep)
 
 
-def _inside(module: Optional[ModuleType], dirs: Sequence[str]) -> bool:
+def _inside(module: ModuleType | None, dirs: Sequence[str]) -> bool:
     location = getattr(module, "__file__", None)
     return isinstance(location, str) and any(_inside_dir(location, d) for d in dirs)
 
 
-def child_pythonpath(flow_file: str, env: Dict[str, str]) -> Dict[str, str]:
+def child_pythonpath(flow_file: str, env: dict[str, str]) -> dict[str, str]:
     """``PYTHONPATH`` for the run's processes when the flow lives in a package, else nothing.
 
     ``python flow.py`` puts the flow's directory on ``sys.path``; a flow inside a
@@ -162,11 +163,11 @@ def isolated_imports(flow_file: str) -> Iterator[None]:
         sys.path[:] = saved_path
 
 
-def _content_key(flow_file: str, source: str) -> Tuple[str, str]:
+def _content_key(flow_file: str, source: str) -> tuple[str, str]:
     return flow_file, hashlib.sha256(source.encode("utf-8")).hexdigest()
 
 
-def _import_error(flow_file: str, info: Dict[str, Any], stdout: str = "", stderr: str = "") -> FlowStartError:
+def _import_error(flow_file: str, info: dict[str, Any], stdout: str = "", stderr: str = "") -> FlowStartError:
     if info.get("kind") == "exit":
         head = (
             f"the flow file {flow_file} called sys.exit({info['code'] if info['code'] != 'None' else ''}) "
@@ -180,7 +181,7 @@ def _import_error(flow_file: str, info: Dict[str, Any], stdout: str = "", stderr
     return FlowStartError(head, stdout=stdout, stderr=stderr or info.get("traceback", ""))
 
 
-def _child_env(dirs: Sequence[str]) -> Dict[str, str]:
+def _child_env(dirs: Sequence[str]) -> dict[str, str]:
     # The test process's sys.path (pytest's rootdir/pythonpath entries included),
     # after the flow's own directories: the import sees what the in-process one sees.
     paths = [*dirs, *(os.path.abspath(p) for p in sys.path if p and os.path.isdir(p) and p not in dirs)]
@@ -189,7 +190,7 @@ def _child_env(dirs: Sequence[str]) -> Dict[str, str]:
     return env
 
 
-def _kill(proc: "subprocess.Popen[bytes]") -> None:
+def _kill(proc: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(OSError):
         os.killpg(proc.pid, signal.SIGKILL)
     with contextlib.suppress(Exception):
@@ -197,7 +198,7 @@ def _kill(proc: "subprocess.Popen[bytes]") -> None:
     proc.wait()
 
 
-def validate(flow_file: str, source: str, *, timeout: Optional[float] = None) -> None:
+def validate(flow_file: str, source: str, *, timeout: float | None = None) -> None:
     """Import ``flow_file`` once in a child process; raise :class:`FlowStartError` if it fails or exits.
 
     Cached by path and content: the second call for an unchanged file costs a
@@ -256,10 +257,11 @@ def validate(flow_file: str, source: str, *, timeout: Optional[float] = None) ->
         raise _import_error(flow_file, info, stdout, stderr)
     code = proc.returncode
     how = (
-        f"was killed by signal {signal.Signals(-code).name}" if code < 0 and -code in signal.Signals._value2member_map_
+        f"was killed by signal {signal.Signals(-code).name}"
+        if code < 0 and -code in signal.Signals._value2member_map_
         else f"ended the process with exit code {code} (os._exit() or a crash)"
     )
-    tail = "\n".join(l for l in (stderr.strip() or stdout.strip()).splitlines()[-5:])
+    tail = "\n".join(line for line in (stderr.strip() or stdout.strip()).splitlines()[-5:])
     raise FlowStartError(
         f"the flow file {flow_file} {how} while being imported; module-level code must not end the process"
         + (f"\n{tail}" if tail else ""),
@@ -294,7 +296,7 @@ def _exec_in_process(flow_file: str) -> ModuleType:
     return module
 
 
-def _cached_source(flow_file: str) -> "tuple[str, bool]":
+def _cached_source(flow_file: str) -> tuple[str, bool]:
     """``(source, whether Metaflow's cache holds the module of exactly this source)``."""
     from metaflow.runner import click_api
 
@@ -303,7 +305,7 @@ def _cached_source(flow_file: str) -> "tuple[str, bool]":
     return source, getattr(cached, SOURCE_ATTR, None) == source
 
 
-def check_in_child(flow_file: str, *, trusted_dir: Optional[str] = None, timeout: Optional[float] = None) -> None:
+def check_in_child(flow_file: str, *, trusted_dir: str | None = None, timeout: float | None = None) -> None:
     """Make sure ``flow_file`` is a runnable flow whose import neither fails nor exits (see :func:`validate`).
 
     Files under ``trusted_dir`` are written by the plugin (``nbrunner``) and
@@ -339,7 +341,7 @@ def load(flow_file: str) -> None:
     click_api.loaded_modules[flow_file] = module
 
 
-def forget() -> List[str]:
+def forget() -> list[str]:
     """Drop the validation cache (tests of the plugin); return what was cached."""
     with _lock:
         paths = sorted({p for p, _ in _validated})

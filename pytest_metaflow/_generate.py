@@ -23,9 +23,11 @@ import pickle
 import pprint
 import shutil
 import tempfile
+from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import AbstractSet, Any, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any
 
 from . import _spin, _store, reporting
 from ._snapshot_hooks import prune_side_files
@@ -46,11 +48,11 @@ class StepRecord:
 
     step: str
     task: str
-    index: Optional[int]
+    index: int | None
     join: bool
     # name -> value; for a join: "parent_step" or "parent_step[index]" -> {name: value}
-    inputs: Dict[str, Any]
-    outputs: Dict[str, Any]
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
 
 
 @dataclass
@@ -63,12 +65,12 @@ class SideFile:
 class Planned:
     """Every file to write, and the size of each recorded artifact."""
 
-    files: Dict[str, str] = field(default_factory=dict)  # relative path -> text
-    side_files: List[SideFile] = field(default_factory=list)
-    sizes: List[Tuple[int, str]] = field(default_factory=list)  # (bytes, "step: inputs.name")
+    files: dict[str, str] = field(default_factory=dict)  # relative path -> text
+    side_files: list[SideFile] = field(default_factory=list)
+    sizes: list[tuple[int, str]] = field(default_factory=list)  # (bytes, "step: inputs.name")
 
 
-def parse_assignments(items: Sequence[str], what: str) -> List[Tuple[str, str]]:
+def parse_assignments(items: Sequence[str], what: str) -> list[tuple[str, str]]:
     pairs = []
     for item in items:
         name, sep, value = item.partition("=")
@@ -78,9 +80,9 @@ def parse_assignments(items: Sequence[str], what: str) -> List[Tuple[str, str]]:
     return pairs
 
 
-def parse_params(items: Sequence[str]) -> Dict[str, Any]:
+def parse_params(items: Sequence[str]) -> dict[str, Any]:
     """``K=V`` strings to run keyword arguments: Python literals where they parse, else strings."""
-    params: Dict[str, Any] = {}
+    params: dict[str, Any] = {}
     for name, text in parse_assignments(items, "--params"):
         try:
             params[name] = ast.literal_eval(text)
@@ -92,7 +94,7 @@ def parse_params(items: Sequence[str]) -> Dict[str, Any]:
 # --- recording --------------------------------------------------------------
 
 
-def _index(task: Any) -> Optional[int]:
+def _index(task: Any) -> int | None:
     try:
         index = task.index
         return None if index is None else int(index)
@@ -100,13 +102,13 @@ def _index(task: Any) -> Optional[int]:
         return None
 
 
-def _values_of(task: Any, leave_out: AbstractSet[str] = frozenset()) -> Dict[str, Any]:
+def _values_of(task: Any, leave_out: AbstractSet[str] = frozenset()) -> dict[str, Any]:
     from ._snapshot import user_artifacts
 
     return {name: artifact.data for name, artifact in user_artifacts(task).items() if name not in leave_out}
 
 
-def not_recordable_parameters(run: Any) -> Set[str]:
+def not_recordable_parameters(run: Any) -> set[str]:
     """Parameters a spun step cannot be fed through ``artifacts=``: ``IncludeFile`` and configs.
 
     Metaflow's spin re-loads them from the run's parameters and refuses another
@@ -119,7 +121,7 @@ def not_recordable_parameters(run: Any) -> Set[str]:
     return {str(p["name"]) for p in params if p.get("type") not in (None, "Parameter")}
 
 
-def record(run: Any) -> List[StepRecord]:
+def record(run: Any) -> list[StepRecord]:
     """One :class:`StepRecord` per step of a finished run, in execution order."""
     from .generated import input_key, representative_task
 
@@ -128,7 +130,7 @@ def record(run: Any) -> List[StepRecord]:
     for step in reporting.steps(run):
         task = representative_task(run, step.id)
         parents, join = parents_of(run, task)
-        inputs: Dict[str, Any]
+        inputs: dict[str, Any]
         if join:
             inputs = {input_key(p): _values_of(p, fixed) for p in parents}
         else:
@@ -138,7 +140,7 @@ def record(run: Any) -> List[StepRecord]:
     return records
 
 
-def parents_of(run: Any, task: Any) -> Tuple[List[Any], bool]:
+def parents_of(run: Any, task: Any) -> tuple[list[Any], bool]:
     """The tasks ``task`` read its artifacts from, and whether its step is a join.
 
     The start step reads the run's parameters (the ``_parameters`` task); a
@@ -155,7 +157,7 @@ def parents_of(run: Any, task: Any) -> Tuple[List[Any], bool]:
     return list(task.parent_tasks), False
 
 
-def set_by_step(task: Any, parents: Sequence[Any], join: bool) -> Dict[str, Any]:
+def set_by_step(task: Any, parents: Sequence[Any], join: bool) -> dict[str, Any]:
     """The artifacts ``task``'s step set, as opposed to those passed down from its parents.
 
     An artifact with the same content hash as in its parent (for a join: in
@@ -177,7 +179,7 @@ def set_by_step(task: Any, parents: Sequence[Any], join: bool) -> Dict[str, Any]
     return found
 
 
-def run_parameters(run: Any) -> Dict[str, Any]:
+def run_parameters(run: Any) -> dict[str, Any]:
     """The parameter values of a run (its ``_parameters`` task)."""
     return _values_of(run["_parameters"].task)
 
@@ -205,15 +207,17 @@ def _value_source(value: Any, rel_dir: str, name: str, plan: Planned, label: str
     try:
         data = pickle.dumps(value, protocol=4)
     except Exception as e:
-        raise GenerateError(f"{label}: a {type(value).__name__} cannot be recorded: it is no Python literal "
-                            f"and cannot be pickled ({type(e).__name__}: {e})") from None
+        raise GenerateError(
+            f"{label}: a {type(value).__name__} cannot be recorded: it is no Python literal "
+            f"and cannot be pickled ({type(e).__name__}: {e})"
+        ) from None
     path = f"{rel_dir}/{name}.pkl"
     plan.side_files.append(SideFile(path, data))
     plan.sizes.append((len(data), label))
     return f"pickle.loads((HERE / {path!r}).read_bytes())"
 
 
-def _dict_source(values: Dict[str, Any], rel_dir: str, plan: Planned, label: str, indent: str) -> str:
+def _dict_source(values: dict[str, Any], rel_dir: str, plan: Planned, label: str, indent: str) -> str:
     lines = ["{"]
     for name, value in values.items():
         source = _value_source(value, rel_dir, name, plan, f"{label}.{name}")
@@ -230,14 +234,22 @@ def inputs_module(record: StepRecord, inputs_dir: str, plan: Planned, origin: st
         entries = []
         for key, values in record.inputs.items():
             sub = f"{rel_dir}/{key.replace('[', '_').replace(']', '')}"
-            entries.append(f"    {key!r}: {_dict_source(values, sub, plan, f'{record.step}: inputs from {key}', '    ')},")
+            entries.append(
+                f"    {key!r}: {_dict_source(values, sub, plan, f'{record.step}: inputs from {key}', '    ')},"
+            )
         body = "{\n" + "\n".join(entries) + "\n}" if entries else "{}"
         what = "the artifacts of each parent task, by parent step (and foreach index)"
     else:
         body = _dict_source(record.inputs, rel_dir, plan, f"{record.step}: inputs", "")
         what = "the artifacts of its parent task" if record.step != "start" else "the run's parameters"
-    imports = [line for line in ("import pickle" if "pickle.loads(" in body else "",
-                                 "import numpy" if "numpy.load(" in body else "") if line]
+    imports = [
+        line
+        for line in (
+            "import pickle" if "pickle.loads(" in body else "",
+            "import numpy" if "numpy.load(" in body else "",
+        )
+        if line
+    ]
     lines = [
         f'"""Inputs of step {record.step!r}, recorded from {record.task}: {what}.',
         "",
@@ -254,8 +266,15 @@ def inputs_module(record: StepRecord, inputs_dir: str, plan: Planned, origin: st
     return "\n".join(lines) + "\n"
 
 
-def _test_module(flow_name: str, flow_rel: str, stem: str, origin: str, params: Dict[str, Any],
-                 configs: List[Tuple[str, str]], records: List[StepRecord]) -> str:
+def _test_module(
+    flow_name: str,
+    flow_rel: str,
+    stem: str,
+    origin: str,
+    params: dict[str, Any],
+    configs: list[tuple[str, str]],
+    records: list[StepRecord],
+) -> str:
     kwargs = ", ".join(f"{k}={v!r}" for k, v in params.items())
     config = ""
     if configs:
@@ -299,9 +318,14 @@ def _test_module(flow_name: str, flow_rel: str, stem: str, origin: str, params: 
 
 
 def plan_suite(
-    flow_file: Path, out: Path, origin: str, flow_name: str, params: Dict[str, Any],
-    configs: List[Tuple[str, str]], records: List[StepRecord],
-) -> Tuple[Planned, List[Tuple[str, Any]]]:
+    flow_file: Path,
+    out: Path,
+    origin: str,
+    flow_name: str,
+    params: dict[str, Any],
+    configs: list[tuple[str, str]],
+    records: list[StepRecord],
+) -> tuple[Planned, list[tuple[str, Any]]]:
     from . import _snapshot
 
     stem = flow_file.stem
@@ -349,7 +373,7 @@ def _human(n: float) -> str:
     return str(n)
 
 
-def write_suite(out: Path, plan: Planned, snapshots: List[Tuple[str, Any]], stem: str) -> Path:
+def write_suite(out: Path, plan: Planned, snapshots: list[tuple[str, Any]], stem: str) -> Path:
     from . import _snapshot
 
     out.mkdir(parents=True, exist_ok=True)
@@ -374,12 +398,12 @@ def write_suite(out: Path, plan: Planned, snapshots: List[Tuple[str, Any]], stem
 def generate(
     flow_file: str,
     *,
-    params: Dict[str, Any],
-    configs: List[Tuple[str, str]],
-    run_pathspec: Optional[str],
+    params: dict[str, Any],
+    configs: list[tuple[str, str]],
+    run_pathspec: str | None,
     out: str,
     max_bytes: int = DEFAULT_MAX_BYTES,
-) -> Tuple[Path, List[StepRecord]]:
+) -> tuple[Path, list[StepRecord]]:
     """Record a run of ``flow_file`` (a new one, or ``run_pathspec``) and write its step tests under ``out``."""
     flow = Path(flow_file)
     if not flow.is_file():
@@ -399,18 +423,22 @@ def generate(
             raise GenerateError(f"run {run_pathspec} did not succeed; record a successful run")
         records = record(run)
         recorded_params = {k: v for k, v in run_parameters(run).items() if k not in dict(configs)}
-        return _finish(flow, out_dir, run.pathspec, run.pathspec.split("/")[0], recorded_params, configs, records, max_bytes)
+        return _finish(
+            flow, out_dir, run.pathspec, run.pathspec.split("/")[0], recorded_params, configs, records, max_bytes
+        )
     store = _store.Store(Path(tempfile.mkdtemp(prefix="pytest-metaflow-generate-")))
     try:
         with _store.client_bound_to(store, current=True), _store.tempdir(store.tmp):
             from ._runner import FixtureRunner
 
-            extra: Dict[str, Any] = {"config": list(configs)} if configs else {}
+            extra: dict[str, Any] = {"config": list(configs)} if configs else {}
             runner = FixtureRunner(str(flow.resolve()), store=store, pylint=False, **extra)
             try:
                 result = runner.run(**params)
                 if result.status != "successful":
-                    raise GenerateError("the run of the flow failed, nothing recorded:\n" + reporting.describe_failure(result))
+                    raise GenerateError(
+                        "the run of the flow failed, nothing recorded:\n" + reporting.describe_failure(result)
+                    )
                 records = record(result.run)
                 origin = result.run.pathspec
                 return _finish(flow, out_dir, origin, origin.split("/")[0], params, configs, records, max_bytes)
@@ -421,8 +449,16 @@ def generate(
         store.remove()
 
 
-def _finish(flow: Path, out: Path, origin: str, flow_name: str, params: Dict[str, Any],
-            configs: List[Tuple[str, str]], records: List[StepRecord], max_bytes: int) -> Tuple[Path, List[StepRecord]]:
+def _finish(
+    flow: Path,
+    out: Path,
+    origin: str,
+    flow_name: str,
+    params: dict[str, Any],
+    configs: list[tuple[str, str]],
+    records: list[StepRecord],
+    max_bytes: int,
+) -> tuple[Path, list[StepRecord]]:
     plan, snapshots = plan_suite(flow, out, origin, flow_name, params, configs, records)
     check_size(plan, max_bytes)
     return write_suite(out, plan, snapshots, flow.stem), records

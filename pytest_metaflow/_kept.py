@@ -22,8 +22,8 @@ import re
 import shutil
 import socket
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Tuple
 
 SESSIONS_KEPT = 3
 KEEP_CHOICES = ("none", "failed", "all")
@@ -87,7 +87,7 @@ def is_live(session: Path) -> bool:
     except OSError:
         return False
     for lock_file in locks:
-        lock_host, _, pid = lock_file.name[len(_LOCK_PREFIX):].rpartition("-")
+        lock_host, _, pid = lock_file.name[len(_LOCK_PREFIX) :].rpartition("-")
         if lock_host == host and pid.isdigit():
             if _alive(int(pid)):
                 return True
@@ -127,7 +127,7 @@ def tidy(store_path: Path) -> None:
         shutil.rmtree(store_path / scratch, ignore_errors=True)
 
 
-def snippet(destination: Path, runs: Iterable[Tuple[str, str]]) -> str:
+def snippet(destination: Path, runs: Iterable[tuple[str, str]]) -> str:
     """The report text: where the store is, and client code opening its ``(pathspec, status)`` runs."""
     lines = [
         f"store kept in {destination}",
@@ -140,5 +140,5 @@ def snippet(destination: Path, runs: Iterable[Tuple[str, str]]) -> str:
     runs = list(runs)
     lines += [f'    run = Run("{pathspec}")  # {status}' for pathspec, status in runs]
     if not runs:
-        lines.append("    # no run of this test is in the store; list a flow's runs with list(Flow(\"YourFlow\"))")
+        lines.append('    # no run of this test is in the store; list a flow\'s runs with list(Flow("YourFlow"))')
     return "\n".join(lines)

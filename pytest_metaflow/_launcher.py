@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Dict, Optional
+from typing import Any
 
 LAUNCHER_VAR = "PYTEST_METAFLOW_LAUNCHER"
 CHOICES = ("fork", "exec")
@@ -46,6 +46,6 @@ def effective(mode: str) -> str:
     return "fork" if mode == "fork" and sys.platform.startswith("linux") else "exec"
 
 
-def env(mode: Optional[str]) -> Dict[str, str]:
+def env(mode: str | None) -> dict[str, str]:
     """The environment key that selects ``mode`` in a run's processes (empty for ``None``)."""
     return {} if mode is None else {LAUNCHER_VAR: effective(mode)}

@@ -25,8 +25,9 @@ import contextlib
 import os
 import re
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable, List, Optional, Set
+from typing import Any
 
 import pytest
 
@@ -41,7 +42,7 @@ _NBRUNNER_FILE = re.compile(r"^[A-Za-z_]\w*\.py$")
 _SLACK = 1.0  # seconds: file systems with coarse timestamps
 
 
-def _metaflow_files(path: Path) -> List[str]:
+def _metaflow_files(path: Path) -> list[str]:
     try:
         return sorted(os.listdir(path)) if path.is_dir() and not path.is_symlink() else []
     except OSError:
@@ -78,7 +79,7 @@ def _newest_mtime(path: Path, depth: int = 3) -> float:
     return newest
 
 
-def metaflow_entries(directory: Path, since: float) -> List[Path]:
+def metaflow_entries(directory: Path, since: float) -> list[Path]:
     """Metaflow files in ``directory`` created or written to at or after ``since``."""
     found = []
     with contextlib.suppress(OSError):
@@ -89,7 +90,7 @@ def metaflow_entries(directory: Path, since: float) -> List[Path]:
     return sorted(found)
 
 
-def _metaflow_children() -> Set[int]:
+def _metaflow_children() -> set[int]:
     """Live direct children of this process that are Metaflow runs started by a Runner."""
     me = str(os.getpid()).encode()
     found = set()
@@ -122,9 +123,9 @@ class LeakGuard:
         self.files = files
         self.start = time.time()
         self.cwd = Path.cwd()
-        self._children_before: Optional[Set[int]] = _metaflow_children() if bare_runs else None
+        self._children_before: set[int] | None = _metaflow_children() if bare_runs else None
 
-    def leaks(self, tokens: Iterable[str], directories: Iterable[Path] = ()) -> List[str]:
+    def leaks(self, tokens: Iterable[str], directories: Iterable[Path] = ()) -> list[str]:
         found = [
             f"process still running after teardown: {_processes.describe_process(pid)}"
             for pid in _processes.find_processes(tokens)
@@ -144,7 +145,9 @@ class LeakGuard:
             for directory in dirs:
                 if str(directory).startswith(str(self.store_tmp.parent.resolve())):
                     continue  # inside the store: that is where things belong
-                found += [f"Metaflow file written outside the store: {p}" for p in metaflow_entries(directory, self.start)]
+                found += [
+                    f"Metaflow file written outside the store: {p}" for p in metaflow_entries(directory, self.start)
+                ]
         return found
 
     def check(self, runners: Iterable[Any]) -> None:

@@ -52,7 +52,8 @@ import sys
 import threading
 import time
 import uuid
-from typing import IO, Any, Dict, Iterable, List, NamedTuple, Optional, Set, Tuple
+from collections.abc import Iterable
+from typing import IO, Any, NamedTuple
 
 TOKEN_VAR = "PYTEST_METAFLOW_TOKEN"
 BACKEND_VAR = "PYTEST_METAFLOW_PROCESS_BACKEND"
@@ -81,7 +82,7 @@ def describe_backend() -> str:
     return "psutil backend (process groups, descent, tokens)"
 
 
-def limitations() -> List[str]:
+def limitations() -> list[str]:
     """Guarantees the process backend of this platform cannot give, one line each (for the report header)."""
     if backend() == "linux":
         return []
@@ -99,12 +100,12 @@ class Proc(NamedTuple):
     pid: int
     ppid: int
     pgid: int
-    sid: Optional[int]
+    sid: int | None
     start: float  # start time, in the backend's own unit: with the pid, identifies the process
     zombie: bool
 
 
-def other_pids() -> List[int]:
+def other_pids() -> list[int]:
     """Pids of every process but this one, newest first (none where there is no ``/proc``).
 
     Newest first: a process that lives a few milliseconds (a fork chain's member)
@@ -115,7 +116,7 @@ def other_pids() -> List[int]:
     return sorted((int(n) for n in names if n.isdigit() and int(n) != me), reverse=True)
 
 
-def read_proc(pid: int, name: str) -> Optional[bytes]:
+def read_proc(pid: int, name: str) -> bytes | None:
     """``/proc/<pid>/<name>``, or ``None`` when the process is gone or not ours to read."""
     try:
         with open(f"/proc/{pid}/{name}", "rb") as f:
@@ -124,7 +125,7 @@ def read_proc(pid: int, name: str) -> Optional[bytes]:
         return None
 
 
-def _parse_stat(pid: int, stat: Optional[bytes]) -> Optional[Proc]:
+def _parse_stat(pid: int, stat: bytes | None) -> Proc | None:
     if not stat:
         return None
     fields = stat.rsplit(b")", 1)[1].split()
@@ -132,9 +133,9 @@ def _parse_stat(pid: int, stat: Optional[bytes]) -> Optional[Proc]:
     return Proc(pid, int(fields[1]), int(fields[2]), int(fields[3]), float(fields[19]), fields[0] in (b"Z", b"X"))
 
 
-def _table() -> Dict[int, Proc]:
+def _table() -> dict[int, Proc]:
     """Every process of the machine (this one included)."""
-    table: Dict[int, Proc] = {}
+    table: dict[int, Proc] = {}
     if backend() == "linux":
         for pid in other_pids() + [os.getpid()]:
             proc = _parse_stat(pid, read_proc(pid, "stat"))
@@ -149,7 +150,7 @@ def _table() -> Dict[int, Proc]:
         except OSError:
             continue
         try:
-            sid: Optional[int] = os.getsid(p.pid)
+            sid: int | None = os.getsid(p.pid)
         except OSError:  # some systems refuse it for another session's process
             sid = None
         info = p.info
@@ -160,7 +161,7 @@ def _table() -> Dict[int, Proc]:
     return table
 
 
-def _start_of(pid: int) -> Optional[float]:
+def _start_of(pid: int) -> float | None:
     if backend() == "linux":
         proc = _parse_stat(pid, read_proc(pid, "stat"))
         return None if proc is None else proc.start
@@ -172,14 +173,14 @@ def _start_of(pid: int) -> Optional[float]:
         return None
 
 
-def _environ_token(pid: int) -> Optional[str]:
+def _environ_token(pid: int) -> str | None:
     """The value of ``PYTEST_METAFLOW_TOKEN`` in a process's environment, if readable."""
     if backend() == "linux":
         environ = read_proc(pid, "environ") or b""
         prefix = TOKEN_VAR.encode() + b"="
         for entry in environ.split(b"\0"):
             if entry.startswith(prefix):
-                return entry[len(prefix):].decode(errors="replace")
+                return entry[len(prefix) :].decode(errors="replace")
         return None
     import psutil  # type: ignore[import-untyped,unused-ignore]
 
@@ -202,15 +203,15 @@ def _group_exists(pgid: int) -> bool:
     return True
 
 
-def _owned(value: Optional[str], tokens: Iterable[str]) -> bool:
+def _owned(value: str | None, tokens: Iterable[str]) -> bool:
     return value is not None and any(value == t or value.startswith(t + "/") for t in tokens)
 
 
-def _descendants(table: Dict[int, Proc], seeds: Iterable[int]) -> Set[int]:
-    children: Dict[int, List[int]] = {}
+def _descendants(table: dict[int, Proc], seeds: Iterable[int]) -> set[int]:
+    children: dict[int, list[int]] = {}
     for proc in table.values():
         children.setdefault(proc.ppid, []).append(proc.pid)
-    found: Set[int] = set()
+    found: set[int] = set()
     todo = [s for s in seeds if s in table]
     while todo:
         pid = todo.pop()
@@ -221,7 +222,7 @@ def _descendants(table: Dict[int, Proc], seeds: Iterable[int]) -> Set[int]:
     return found
 
 
-def processes_with(text: str) -> List[str]:
+def processes_with(text: str) -> list[str]:
     """``"pid: command line"`` of live (not zombie) processes whose command line holds ``text``."""
     found = []
     for pid in other_pids():
@@ -263,14 +264,14 @@ class _Registry:
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
-        self.groups: Dict[int, _Group] = {}
-        self.seen: Dict[Tuple[int, float], str] = {}  # (pid, start) -> token
-        self.killed: Set[Tuple[int, float]] = set()
+        self.groups: dict[int, _Group] = {}
+        self.seen: dict[tuple[int, float], str] = {}  # (pid, start) -> token
+        self.killed: set[tuple[int, float]] = set()
         # Groups that processes of ours created (setsid) outside their run's group: killed as a whole.
-        self.adopted: Dict[int, str] = {}
-        self._tracker: Optional[threading.Thread] = None
+        self.adopted: dict[int, str] = {}
+        self._tracker: threading.Thread | None = None
 
-    def add_group(self, token: str, leader: int, start: Optional[float] = None) -> Optional[_Group]:
+    def add_group(self, token: str, leader: int, start: float | None = None) -> _Group | None:
         start = _start_of(leader) if start is None else start
         if start is None:
             return None  # already gone: it started nothing that we could not find by token
@@ -290,15 +291,15 @@ class _Registry:
             for pgid in [g for g, t in self.adopted.items() if _owned(t, tokens)]:
                 self.adopted.pop(pgid, None)
 
-    def groups_of(self, tokens: List[str]) -> List[_Group]:
+    def groups_of(self, tokens: list[str]) -> list[_Group]:
         with self.lock:
             return [g for g in self.groups.values() if _owned(g.token, tokens)]
 
-    def seen_of(self, tokens: List[str]) -> List[Tuple[int, float]]:
+    def seen_of(self, tokens: list[str]) -> list[tuple[int, float]]:
         with self.lock:
             return [k for k, t in self.seen.items() if _owned(t, tokens)]
 
-    def update(self, table: Dict[int, Proc]) -> None:
+    def update(self, table: dict[int, Proc]) -> None:
         """Record the live descendants of every run; forget groups and processes that are gone."""
         with self.lock:
             for group in list(self.groups.values()):
@@ -316,7 +317,7 @@ class _Registry:
                     if not proc.zombie:
                         self.seen.setdefault((pid, proc.start), group.token)
             own = table.get(os.getpid())
-            for (pid, start), token in self.seen.items():
+            for (pid, _start), token in self.seen.items():
                 found = table.get(pid)
                 if found is not None and found.pgid not in self.groups and (own is None or found.pgid != own.pgid):
                     self.adopted.setdefault(found.pgid, token)
@@ -350,25 +351,25 @@ class _Registry:
 _REGISTRY = _Registry()
 
 
-def register_run(token: str, pid: int) -> Optional[Tuple[int, float]]:
+def register_run(token: str, pid: int) -> tuple[int, float] | None:
     """Track the process group led by ``pid`` (a run's root, or a Jupyter kernel) under ``token``."""
     group = _REGISTRY.add_group(token, pid)
     return None if group is None else (group.leader, group.start)
 
 
-def in_new_session(command: List[str]) -> List[str]:
+def in_new_session(command: list[str]) -> list[str]:
     """``command`` run in a session (and process group) of its own, keeping its pid and argv."""
     return [sys.executable, "-I", "-S", "-c", _SHIM, *command]
 
 
-def root_env(env: Optional[Dict[str, str]]) -> Optional[Dict[str, str]]:
+def root_env(env: dict[str, str] | None) -> dict[str, str] | None:
     """``env`` for a run's root: a new dict asking the root to be a child subreaper (linux backend)."""
     if env is None or backend() != "linux":
         return env
     return {**env, SUBREAPER_VAR: "1"}
 
 
-def supervise(spm: Any, watchdog: Optional["Watchdog"] = None) -> None:
+def supervise(spm: Any, watchdog: Watchdog | None = None) -> None:
     """Start every process of a Metaflow ``SubprocessManager`` in its own group, tracked by its token.
 
     Wraps ``run_command``/``async_run_command`` of that one instance: the command
@@ -377,20 +378,20 @@ def supervise(spm: Any, watchdog: Optional["Watchdog"] = None) -> None:
     """
     run_command, async_run_command = spm.run_command, spm.async_run_command
 
-    def register(pid: int, env: Optional[Dict[str, str]]) -> None:
+    def register(pid: int, env: dict[str, str] | None) -> None:
         token = (env or {}).get(TOKEN_VAR)
         if token:
             group = register_run(token, pid)
             if group is not None and watchdog is not None:
                 watchdog.add_group(token, *group)
 
-    def run(command: List[str], env: Optional[Dict[str, str]] = None, *args: Any, **kwargs: Any) -> int:
+    def run(command: list[str], env: dict[str, str] | None = None, *args: Any, **kwargs: Any) -> int:
         env = root_env(env)
         pid: int = run_command(in_new_session(command), env, *args, **kwargs)
         register(pid, env)
         return pid
 
-    async def arun(command: List[str], env: Optional[Dict[str, str]] = None, *args: Any, **kwargs: Any) -> int:
+    async def arun(command: list[str], env: dict[str, str] | None = None, *args: Any, **kwargs: Any) -> int:
         env = root_env(env)
         pid: int = await async_run_command(in_new_session(command), env, *args, **kwargs)
         register(pid, env)
@@ -402,11 +403,11 @@ def supervise(spm: Any, watchdog: Optional["Watchdog"] = None) -> None:
 # -- finding and killing -------------------------------------------------------------
 
 
-def _targets(tokens: List[str], table: Dict[int, Proc]) -> Tuple[List[int], Set[int]]:
+def _targets(tokens: list[str], table: dict[int, Proc]) -> tuple[list[int], set[int]]:
     """``(groups to killpg, live pids)`` of the runs of ``tokens``."""
     me = os.getpid()
-    groups: List[int] = []
-    seeds: Set[int] = set()
+    groups: list[int] = []
+    seeds: set[int] = set()
     for group in _REGISTRY.groups_of(tokens):
         leader = table.get(group.leader)
         if leader is not None and leader.start == group.start:
@@ -424,7 +425,7 @@ def _targets(tokens: List[str], table: Dict[int, Proc]) -> Tuple[List[int], Set[
         if proc.pid != me and not proc.zombie and _owned(_environ_token(proc.pid), tokens):
             seeds.add(proc.pid)
     ancestors = set()
-    walk: Optional[Proc] = table.get(me)
+    walk: Proc | None = table.get(me)
     while walk is not None and walk.pid not in ancestors and walk.pid > 1:
         ancestors.add(walk.pid)
         walk = table.get(walk.ppid)
@@ -442,14 +443,14 @@ def _targets(tokens: List[str], table: Dict[int, Proc]) -> Tuple[List[int], Set[
     return [g for g in groups if g != own_pgid and g > 1], live
 
 
-def _sweep(tokens: List[str]) -> Set[int]:
+def _sweep(tokens: list[str]) -> set[int]:
     """Kill token holders on sight, with the group of any in a session of its own.
 
     A fork chain's member lives milliseconds: by the time a full table is built
     it is gone and its child not yet listed. Killing its group the moment its
     token is read stops the whole chain. Returns the groups killed that way.
     """
-    chased: Set[int] = set()
+    chased: set[int] = set()
     me = os.getpid()
     own_sid = os.getsid(0)
     if backend() == "linux":
@@ -475,7 +476,7 @@ def _sweep(tokens: List[str]) -> Set[int]:
     return chased
 
 
-def find_processes(tokens: Iterable[str]) -> List[int]:
+def find_processes(tokens: Iterable[str]) -> list[int]:
     """Live pids of the runs of ``tokens`` (or extending one, ``token/n``): by group, descent and token."""
     tokens = list(tokens)
     if not tokens:
@@ -483,7 +484,7 @@ def find_processes(tokens: Iterable[str]) -> List[int]:
     return sorted(_targets(tokens, _table())[1])
 
 
-def kill_processes(tokens: Iterable[str], timeout: float = 30.0) -> List[int]:
+def kill_processes(tokens: Iterable[str], timeout: float = 30.0) -> list[int]:
     """SIGKILL every process of the runs of ``tokens`` until none is left (within ``timeout``).
 
     Kills each run's process group as a whole (a fork chain cannot outrun it),
@@ -491,11 +492,11 @@ def kill_processes(tokens: Iterable[str], timeout: float = 30.0) -> List[int]:
     forked while its parent was being killed is caught too. Returns the pids killed.
     """
     tokens = list(tokens)
-    killed: List[int] = []
+    killed: list[int] = []
     if not tokens:
         return killed
     deadline = time.monotonic() + timeout
-    chased: Set[int] = set()  # groups of token holders in sessions of their own: killed until empty
+    chased: set[int] = set()  # groups of token holders in sessions of their own: killed until empty
     empty = 0
     while True:
         chased |= _sweep(tokens)
@@ -536,12 +537,12 @@ class Watchdog:
     """The pytest side of the watchdog process: register what to clean up if pytest dies."""
 
     def __init__(self) -> None:
-        self._proc: Optional[subprocess.Popen[bytes]] = None
+        self._proc: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
-        self.tokens: Set[str] = set()
+        self.tokens: set[str] = set()
 
     @property
-    def pid(self) -> Optional[int]:
+    def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
 
     def _send(self, command: str, value: str) -> None:
@@ -617,8 +618,8 @@ class Watchdog:
 
 def _watch(stream: IO[bytes]) -> None:
     """The watchdog's loop: read registrations until EOF, recording the runs' descendants; then clean up."""
-    tokens: List[str] = []
-    paths: List[str] = []
+    tokens: list[str] = []
+    paths: list[str] = []
     fd = stream.fileno()
     buffer = b""
     while True:
@@ -668,4 +669,3 @@ if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _REGISTRY._track = lambda: None  # type: ignore[method-assign]  # the loop above records
     _watch(sys.stdin.buffer)
-

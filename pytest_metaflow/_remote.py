@@ -34,8 +34,9 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
+from typing import Any
 
 from . import _processes
 
@@ -55,7 +56,7 @@ def label_value(text: str) -> str:
     return re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", value) or "test"
 
 
-def labels_env(session: str, test: str, environ: Mapping[str, str] = os.environ) -> Dict[str, str]:
+def labels_env(session: str, test: str, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
     """The environment that labels a run's Kubernetes jobs and tags its Batch jobs with ``session`` and ``test``.
 
     Labels or tags already set in ``environ`` (the team's) are kept; ours are added.
@@ -73,7 +74,7 @@ def labels_env(session: str, test: str, environ: Mapping[str, str] = os.environ)
     return env
 
 
-def remote_tasks(token: str) -> List[Tuple[str, str]]:
+def remote_tasks(token: str) -> list[tuple[str, str]]:
     """``(kind, run_id)`` of the remote tasks in flight among the processes carrying ``token``."""
     found = set()
     for pid in _processes.find_processes([token]):
@@ -88,12 +89,12 @@ def remote_tasks(token: str) -> List[Tuple[str, str]]:
     return sorted(found)
 
 
-def kill_command(flow_file: str, kind: str, run_id: str) -> List[str]:
+def kill_command(flow_file: str, kind: str, run_id: str) -> list[str]:
     """Metaflow's own command that stops the remote tasks of ``run_id``."""
     return [sys.executable, flow_file, "--quiet", kind, "kill", "--run-id", run_id]
 
 
-def stop(runner: Any, tasks: List[Tuple[str, str]], log_dir: Optional[Path] = None) -> List[Dict[str, Any]]:
+def stop(runner: Any, tasks: list[tuple[str, str]], log_dir: Path | None = None) -> list[dict[str, Any]]:
     """Run the kill command of each ``(kind, run_id)`` with the run's environment; return what happened.
 
     The outcome (command, exit code, output) is appended to ``log_dir/remote-kill.log``
@@ -102,7 +103,7 @@ def stop(runner: Any, tasks: List[Tuple[str, str]], log_dir: Optional[Path] = No
     outcomes = []
     for kind, run_id in tasks:
         command = kill_command(runner.flow_file, kind, run_id)
-        outcome: Dict[str, Any] = {"command": command}
+        outcome: dict[str, Any] = {"command": command}
         try:
             done = subprocess.run(
                 command,

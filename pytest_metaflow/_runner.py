@@ -15,8 +15,9 @@ import subprocess
 import threading
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable
 
 from . import _store
 
@@ -26,10 +27,15 @@ import metaflow  # noqa: E402
 from metaflow.exception import MetaflowException  # noqa: E402
 from metaflow.runner import click_api  # noqa: E402
 
-from . import _flowconfig, _flowimport, _processes, _spin, reporting  # noqa: E402
-from . import _remote  # noqa: E402
-from .errors import FlowStartError, InvalidFlowError, RunTimeoutError
-
+from . import (  # noqa: E402
+    _flowconfig,
+    _flowimport,
+    _processes,
+    _remote,  # noqa: E402
+    _spin,
+    reporting,
+)
+from .errors import FlowStartError, InvalidFlowError, RunTimeoutError  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -90,7 +96,7 @@ def _start_error(flow_file: str, error: RuntimeError, command_obj: Any = None, w
 
 
 @contextlib.contextmanager
-def _import_alarm(seconds: Optional[float], flow_file: str) -> Iterator[None]:
+def _import_alarm(seconds: float | None, flow_file: str) -> Iterator[None]:
     """Bound the import of the flow file in this process (``Runner()`` executes it here).
 
     Uses SIGALRM, so only in the main thread; an alarm already armed (pytest-timeout's
@@ -130,9 +136,9 @@ _TASK_LINE = re.compile(r"\[(?P<pathspec>[^\s\]/]+/[^\s\]/]+/[^\s\]/]+) \(pid \d
 _TASK_ENDED = ("Task finished successfully.", "Task failed.")
 
 
-def _running_tasks(output: str) -> List[Tuple[str, List[str]]]:
+def _running_tasks(output: str) -> list[tuple[str, list[str]]]:
     """Tasks that started and never ended in the runtime's output, with their lines."""
-    lines: Dict[str, List[str]] = {}
+    lines: dict[str, list[str]] = {}
     ended = set()
     for line in output.splitlines():
         m = _TASK_LINE.search(line)
@@ -143,7 +149,7 @@ def _running_tasks(output: str) -> List[Tuple[str, List[str]]]:
     return [(p, text) for p, text in lines.items() if p not in ended]
 
 
-def _read(path: Optional[str]) -> str:
+def _read(path: str | None) -> str:
     try:
         with open(path or "", encoding="utf-8", errors="replace") as f:
             return f.read()
@@ -154,13 +160,13 @@ def _read(path: Optional[str]) -> str:
 class _Call:
     """One run/resume/spin started by a runner: its token, its command, its deadline."""
 
-    def __init__(self, runner: "FixtureRunner", token: str, seconds: Optional[float]) -> None:
+    def __init__(self, runner: FixtureRunner, token: str, seconds: float | None) -> None:
         self.runner = runner
         self.token = token
         self.seconds = seconds
         self.timed_out = False
         self.reported = False
-        self._timer: Optional[threading.Timer] = None
+        self._timer: threading.Timer | None = None
         if seconds:
             self._timer = threading.Timer(seconds, self._expire)
             self._timer.daemon = True
@@ -254,11 +260,11 @@ class _UnpersistedTask(metaflow.Task):  # type: ignore[misc]
         return _NoArtifacts(self, super().data)
 
 
-def _spin_result(result: Any, kwargs: Dict[str, Any]) -> Any:
+def _spin_result(result: Any, kwargs: dict[str, Any]) -> Any:
     task = getattr(result, "task", None)
     if not kwargs.get("persist") and type(task) is metaflow.Task:
         task.__class__ = _UnpersistedTask
-        setattr(task, "spun_without_persist", True)  # for helpers that list artifacts
+        task.spun_without_persist = True  # for helpers that list artifacts
     return result
 
 
@@ -280,12 +286,12 @@ class FixtureRunner(metaflow.Runner):
         store: _store.Store,
         on_result: Callable[[Any], None] = lambda result: None,
         show_output: bool = False,
-        profile: Optional[str] = None,
-        env: Optional[Dict[str, str]] = None,
-        cwd: Optional[str] = None,
+        profile: str | None = None,
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
         file_read_timeout: int = 3600,
-        run_timeout: Optional[float] = None,
-        watchdog: Optional[_processes.Watchdog] = None,
+        run_timeout: float | None = None,
+        watchdog: _processes.Watchdog | None = None,
         remote: str = "local",
         **kwargs: Any,
     ) -> None:
@@ -293,10 +299,10 @@ class FixtureRunner(metaflow.Runner):
         _flowconfig.normalize(kwargs)
         self._store = store
         self._on_result = on_result
-        self._spin_modules: List[Path] = []
+        self._spin_modules: list[Path] = []
         self.run_timeout = run_timeout
         self._watchdog = watchdog
-        self._calls: List[_Call] = []
+        self._calls: list[_Call] = []
         self.token = _processes.new_token()
         store_env = store.env(profile=profile, remote=remote)
         full_env = {**store_env, **(env or {}), _processes.TOKEN_VAR: self.token}
@@ -319,7 +325,9 @@ class FixtureRunner(metaflow.Runner):
                 )
             except MetaflowException as e:
                 raise InvalidFlowError(f"{flow_file}: {e.message if hasattr(e, 'message') else e}") from None
-        _flowconfig.check_configs(click_api.extract_flow_class_from_file(self.flow_file), kwargs, self.cwd, self.flow_file)
+        _flowconfig.check_configs(
+            click_api.extract_flow_class_from_file(self.flow_file), kwargs, self.cwd, self.flow_file
+        )
         # Each run's root in a process group of its own, tracked by group, descent and token.
         _processes.supervise(self.spm, watchdog)
 
@@ -389,7 +397,7 @@ class FixtureRunner(metaflow.Runner):
         result.command_obj.kill = call.kill
         metaflow_wait = result.wait
 
-        async def wait(timeout: Optional[float] = None, stream: Optional[str] = None) -> Any:
+        async def wait(timeout: float | None = None, stream: str | None = None) -> Any:
             await metaflow_wait(timeout, stream)
             if call.timed_out and not call.reported:
                 call.settle()
@@ -408,7 +416,7 @@ class FixtureRunner(metaflow.Runner):
         with _flowconfig.for_resume(self):  # a resumed run takes the origin run's configs
             return self._call(super().resume, **kwargs)
 
-    def spin(self, pathspec: str, *, artifacts: Optional[Dict[str, Any]] = None, **kwargs: Any) -> Any:
+    def spin(self, pathspec: str, *, artifacts: dict[str, Any] | None = None, **kwargs: Any) -> Any:
         """Re-run one step of an earlier run (Metaflow's ``spin``), with inputs given as plain values.
 
         Parameters
@@ -445,13 +453,13 @@ class FixtureRunner(metaflow.Runner):
         with _flowconfig.for_resume(self):
             return await self._acall(super().async_resume, **kwargs)
 
-    def _origin_run_here(self, kwargs: Dict[str, Any]) -> None:
+    def _origin_run_here(self, kwargs: dict[str, Any]) -> None:
         """Resume reads the origin run from its own store: bring one made elsewhere into it."""
         origin = kwargs.get("origin_run_id")
         if origin is not None and not self._store.use_config:
             _store.import_run(str(origin), self._store)
 
-    async def async_spin(self, pathspec: str, *, artifacts: Optional[Dict[str, Any]] = None, **kwargs: Any) -> Any:
+    async def async_spin(self, pathspec: str, *, artifacts: dict[str, Any] | None = None, **kwargs: Any) -> Any:
         """Like ``spin``, returning as soon as the task started; the artifacts module lives until ``cleanup()``."""
         files = self._artifacts_module(pathspec, artifacts, kwargs)
         self._spin_modules.extend(files)  # the spin process reads them after we return
@@ -479,7 +487,7 @@ class FixtureRunner(metaflow.Runner):
         finally:
             self.env_vars = {**self.env_vars, var: own}
 
-    def _artifacts_module(self, pathspec: str, artifacts: Optional[Dict[str, Any]], kwargs: Dict[str, Any]) -> List[Path]:
+    def _artifacts_module(self, pathspec: str, artifacts: dict[str, Any] | None, kwargs: dict[str, Any]) -> list[Path]:
         if artifacts is None:
             return []
         if kwargs.get("artifacts_module") is not None:
@@ -490,19 +498,23 @@ class FixtureRunner(metaflow.Runner):
         kwargs["artifacts_module"] = str(module)
         return files
 
-    def _flow_class(self) -> Optional[type]:
+    def _flow_class(self) -> type | None:
         """The flow class Metaflow loaded from the flow file (``None`` if not exactly one)."""
         module = click_api.loaded_modules.get(self.flow_file)
-        found = [
-            v
-            for v in vars(module).values()
-            if isinstance(v, type) and issubclass(v, metaflow.FlowSpec) and v.__module__ == module.__name__
-        ] if module is not None else []
+        found = (
+            [
+                v
+                for v in vars(module).values()
+                if isinstance(v, type) and issubclass(v, metaflow.FlowSpec) and v.__module__ == module.__name__
+            ]
+            if module is not None
+            else []
+        )
         return found[0] if len(found) == 1 else None
 
     # -- teardown ---------------------------------------------------------------
 
-    def kill(self) -> List[int]:
+    def kill(self) -> list[int]:
         """Kill every process this runner started (the whole tree); return their pids."""
         for call in self._calls:
             call.settle()

@@ -21,8 +21,9 @@ import ipaddress
 import json
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Union
+from typing import Any
 from urllib.parse import urlparse
 
 import pytest
@@ -80,7 +81,7 @@ class S3Server:
         the session.
     """
 
-    def __init__(self, endpoint: str, aws_dir: Path, pid: Optional[int] = None) -> None:
+    def __init__(self, endpoint: str, aws_dir: Path, pid: int | None = None) -> None:
         self.endpoint = endpoint
         self.aws_dir = aws_dir
         self.pid = pid
@@ -89,7 +90,7 @@ class S3Server:
         return f"<S3Server {self.endpoint} pid={self.pid}>"
 
 
-def aws_env(endpoint: str, aws_dir: Path) -> Dict[str, str]:
+def aws_env(endpoint: str, aws_dir: Path) -> dict[str, str]:
     """What points boto3/botocore at ``endpoint`` with dummy credentials and nothing else.
 
     The config and credentials files are our own (``aws_dir``): a developer's
@@ -116,7 +117,7 @@ def aws_env(endpoint: str, aws_dir: Path) -> Dict[str, str]:
     }
 
 
-def metaflow_env(endpoint: str, datatools_root: str, tmp: Path) -> Dict[str, str]:
+def metaflow_env(endpoint: str, datatools_root: str, tmp: Path) -> dict[str, str]:
     """What points Metaflow's S3 client (``metaflow.S3``, ``S3(run=self)``) at ``endpoint``."""
     return {
         "METAFLOW_S3_ENDPOINT_URL": endpoint,
@@ -161,7 +162,7 @@ _BOUND_AT_IMPORT = {
 
 
 @contextlib.contextmanager
-def client_bound(env: Dict[str, str], tmp: Optional[Path]) -> Iterator[None]:
+def client_bound(env: dict[str, str], tmp: Path | None) -> Iterator[None]:
     """Bind the S3 client of this process (test body) to ``env``; restore everything afterwards.
 
     Child processes read the environment; in this process Metaflow bound
@@ -184,7 +185,7 @@ def client_bound(env: Dict[str, str], tmp: Optional[Path]) -> Iterator[None]:
         from metaflow.plugins.datatools.s3 import s3 as s3_module
         from metaflow.plugins.datatools.s3 import s3util
 
-        values: Dict[str, Any] = {
+        values: dict[str, Any] = {
             attr: convert(env[var])  # type: ignore[operator]
             for var, (attr, convert) in _BOUND_AT_IMPORT.items()
             if var in env
@@ -245,7 +246,7 @@ class MetaflowS3:
         self.root = f"s3://{bucket}"
         self.datatools_root = f"{self.root}/data"
         self.tmp = tmp
-        self.env: Dict[str, str] = {
+        self.env: dict[str, str] = {
             **aws_env(self.endpoint, aws_dir),
             **metaflow_env(self.endpoint, self.datatools_root, tmp),
         }
@@ -262,13 +263,13 @@ class MetaflowS3:
         """``s3://<bucket>/<key>``."""
         return f"{self.root}/{key.lstrip('/')}" if key else self.root
 
-    def _key(self, key_or_url: str) -> "tuple[str, str]":
+    def _key(self, key_or_url: str) -> tuple[str, str]:
         if key_or_url.startswith("s3://"):
             parsed = urlparse(key_or_url)
             return parsed.netloc, parsed.path.lstrip("/")
         return self.bucket, key_or_url.lstrip("/")
 
-    def put(self, key: str, data: Union[bytes, str, "os.PathLike[str]"]) -> str:
+    def put(self, key: str, data: bytes | str | os.PathLike[str]) -> str:
         """Write an object (bytes, text, or the content of a local file); returns its ``s3://`` URL.
 
         ``key`` is a key in the test's bucket or a full ``s3://bucket/key`` URL
@@ -295,9 +296,9 @@ class MetaflowS3:
             existing = self.keys(bucket=bucket)
             raise KeyError(f"no object s3://{bucket}/{key}; the bucket holds {existing[:20]}") from None
 
-    def keys(self, prefix: str = "", *, bucket: Optional[str] = None) -> List[str]:
+    def keys(self, prefix: str = "", *, bucket: str | None = None) -> list[str]:
         """Every key under ``prefix`` in the test's bucket (or ``bucket``), sorted."""
-        found: List[str] = []
+        found: list[str] = []
         paginator = self.client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=bucket or self.bucket, Prefix=prefix):
             found.extend(obj["Key"] for obj in page.get("Contents", []))

@@ -9,8 +9,9 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
+from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import Any, Dict, Generator, Iterator, List, Optional, Tuple
+from typing import Any
 
 import pytest
 
@@ -28,7 +29,7 @@ WITH_HELP = (
     "S3 datastore (--metaflow-datastore=s3://...) and your cluster configuration"
 )
 _MODE_KEY = pytest.StashKey[str]()
-_WITH_KEY = pytest.StashKey[Tuple[str, ...]]()
+_WITH_KEY = pytest.StashKey[tuple[str, ...]]()
 _SESSION_ID_KEY = pytest.StashKey[str]()
 
 
@@ -64,7 +65,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_SESSION_ID_KEY] = workerinput["testrunuid"][:12] if workerinput else uuid.uuid4().hex[:12]
 
 
-def pytest_report_header(config: pytest.Config) -> List[str]:
+def pytest_report_header(config: pytest.Config) -> list[str]:
     mode = config.stash.get(_MODE_KEY, _s3store.LOCAL)
     lines = []
     if mode != _s3store.LOCAL:
@@ -90,7 +91,9 @@ def pytest_fixture_setup(fixturedef: Any, request: pytest.FixtureRequest) -> Gen
         store.extra_env["METAFLOW_DEFAULT_DECOSPECS"] = " ".join(specs)
     mode = request.config.stash.get(_MODE_KEY, _s3store.LOCAL)
     if mode != _s3store.LOCAL:
-        name = _s3store.label(request.node.nodeid) if fixturedef.argname == "metaflow_store" else _s3store.label("session")
+        name = (
+            _s3store.label(request.node.nodeid) if fixturedef.argname == "metaflow_store" else _s3store.label("session")
+        )
         _use_s3_store(request, store, mode, name)
     return value
 
@@ -111,7 +114,7 @@ _PER_STORE = (
 _BOUND_KEY = pytest.StashKey[bool]()
 
 
-def _bind_session(config: pytest.Config, env: Dict[str, str]) -> None:
+def _bind_session(config: pytest.Config, env: dict[str, str]) -> None:
     """Point this process's S3 client at the local server until the end of the session.
 
     Once per session, not per store: a store made while another store's binding
@@ -150,7 +153,6 @@ def _use_s3_store(request: pytest.FixtureRequest, store: _store.Store, mode: str
         s3.delete()
 
     request.addfinalizer(dispose)
-
 
 
 @pytest.fixture(scope="session")
@@ -207,7 +209,7 @@ def _delete_bucket(s3: _s3.MetaflowS3) -> None:
         raise S3EndpointError(f"could not delete the test's bucket {s3.root} on {s3.endpoint}: {e}") from None
 
 
-def _controller_basetemp(config: pytest.Config) -> Optional[str]:
+def _controller_basetemp(config: pytest.Config) -> str | None:
     factory = getattr(config, "_tmp_path_factory", None)
     # Only a basetemp that exists: a session that made none started no server.
     base = getattr(factory, "_basetemp", None)

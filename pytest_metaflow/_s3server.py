@@ -33,9 +33,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
 
 STATE_FILE = "pytest-metaflow-s3.json"
 LOCK_FILE = "pytest-metaflow-s3.lock"
@@ -43,7 +43,7 @@ START_TIMEOUT = 60.0  # generous: a loaded CI box; the start itself takes 1-2 s
 _READY = "PYTEST_METAFLOW_S3_READY"
 # Servers this process started: holding the Popen keeps it from warning
 # "subprocess is still running" when collected, and lets stop() reap it.
-_children: "dict[int, subprocess.Popen[bytes]]" = {}
+_children: dict[int, subprocess.Popen[bytes]] = {}
 
 
 @dataclass
@@ -59,7 +59,7 @@ class ServerInfo:
         return f"http://{self.host}:{self.port}"
 
 
-def start_time(pid: int) -> Optional[str]:
+def start_time(pid: int) -> str | None:
     """The kernel's start time of ``pid`` (field 22 of ``/proc/<pid>/stat``); ``None`` without ``/proc``."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
@@ -68,7 +68,7 @@ def start_time(pid: int) -> Optional[str]:
         return None
 
 
-def _alive(pid: int, started: Optional[str] = None) -> bool:
+def _alive(pid: int, started: str | None = None) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -107,7 +107,7 @@ def _locked(directory: Path) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def read_state(directory: Path) -> Optional[ServerInfo]:
+def read_state(directory: Path) -> ServerInfo | None:
     """The server the state file in ``directory`` names, if it is still alive."""
     try:
         data = json.loads((directory / STATE_FILE).read_text())
@@ -141,15 +141,14 @@ def ensure_server(directory: Path, owner_pid: int) -> ServerInfo:
 
 
 def _start(directory: Path, owner_pid: int) -> ServerInfo:
-    from .errors import PytestMetaflowError
-
     import importlib.util
+
+    from .errors import PytestMetaflowError
 
     # Only look: the server process imports it (a second, not to be paid here too).
     if importlib.util.find_spec("moto") is None or importlib.util.find_spec("flask") is None:
         raise PytestMetaflowError(
-            "the local S3 server needs moto: pip install 'moto[server]' boto3 "
-            "(or pytest-metaflow[s3])"
+            "the local S3 server needs moto: pip install 'moto[server]' boto3 (or pytest-metaflow[s3])"
         )
     # Nothing of the tests' environment that could point the server elsewhere.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PYTEST_METAFLOW_TOKEN", "MOTO_"))}
@@ -171,7 +170,7 @@ def _start(directory: Path, owner_pid: int) -> ServerInfo:
     return ServerInfo(pid=proc.pid, port=port)
 
 
-def _wait_ready(proc: "subprocess.Popen[bytes]", directory: Path) -> int:
+def _wait_ready(proc: subprocess.Popen[bytes], directory: Path) -> int:
     found: list = []
 
     def read() -> None:
@@ -230,7 +229,7 @@ def stop(directory: Path) -> bool:
     return info is not None
 
 
-def _serve(owner_pid: int, owner_started: Optional[str]) -> None:
+def _serve(owner_pid: int, owner_started: str | None) -> None:
     """The server process: moto on 127.0.0.1, until SIGTERM or until the owner is gone."""
     import logging
 

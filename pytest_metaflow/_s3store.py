@@ -18,7 +18,7 @@ import contextlib
 import re
 import uuid
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from . import _s3
 
@@ -47,19 +47,22 @@ def label(nodeid: str) -> str:
 class S3Store:
     """One store's S3 prefix: its environment, its client binding, its deletion."""
 
-    def __init__(self, spec: str, session: str, name: str, store: Any, server: Optional[_s3.S3Server]) -> None:
+    def __init__(self, spec: str, session: str, name: str, store: Any, server: _s3.S3Server | None) -> None:
         base = f"s3://{LOCAL_BUCKET}" if spec == S3_LOCAL else spec
         self.root = f"{base}/{session}/{name}"
         endpoint = server.endpoint if server is not None else None
         self.endpoint = endpoint
         tmp = Path(store.tmp)
-        env: Dict[str, str] = {
+        env: dict[str, str] = {
             "METAFLOW_DATATOOLS_S3ROOT": f"{self.root}/data",
             "METAFLOW_TEMPDIR": str(tmp),
             "METAFLOW_ARTIFACT_LOCALROOT": str(tmp),
         }
         if server is not None:  # the local server: nothing of the user's AWS setup
-            env = {**_s3.aws_env(server.endpoint, server.aws_dir), **_s3.metaflow_env(server.endpoint, f"{self.root}/data", tmp)}
+            env = {
+                **_s3.aws_env(server.endpoint, server.aws_dir),
+                **_s3.metaflow_env(server.endpoint, f"{self.root}/data", tmp),
+            }
         env.update(METAFLOW_DEFAULT_DATASTORE="s3", METAFLOW_DATASTORE_SYSROOT_S3=self.root)
         self.env = env
         self.tmp = tmp
@@ -77,17 +80,17 @@ class S3Store:
                 self._client = boto3.client("s3")
         return self._client
 
-    def bucket_and_prefix(self) -> "tuple[str, str]":
-        bucket, _, prefix = self.root[len("s3://"):].partition("/")
+    def bucket_and_prefix(self) -> tuple[str, str]:
+        bucket, _, prefix = self.root[len("s3://") :].partition("/")
         return bucket, prefix + "/"
 
     def create_bucket(self) -> None:
         with contextlib.suppress(self.client.exceptions.BucketAlreadyOwnedByYou):
             self.client.create_bucket(Bucket=LOCAL_BUCKET)
 
-    def keys(self) -> List[str]:
+    def keys(self) -> list[str]:
         bucket, prefix = self.bucket_and_prefix()
-        found: List[str] = []
+        found: list[str] = []
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             found.extend(o["Key"] for o in page.get("Contents", []))
         return found

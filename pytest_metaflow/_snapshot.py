@@ -19,9 +19,10 @@ import operator
 import os
 import re
 import tempfile
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any
 
 from syrupy.data import Snapshot, SnapshotCollection
 from syrupy.extensions.amber import AmberSnapshotExtension
@@ -35,7 +36,7 @@ _hide = operator.methodcaller("errisinstance", AssertionError)
 # only when syrupy writes the snapshot (create/update), read back to compare.
 # Transient (filled and emptied within one assert_match), hence a module global:
 # syrupy calls the extension's classmethods, which cannot reach the fixture.
-_PENDING: Dict[str, _values.Large] = {}
+_PENDING: dict[str, _values.Large] = {}
 _SHA = re.compile(r"sha256='([0-9a-f]{64})'")
 _ARTIFACT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*) = ", re.MULTILINE)
 _UPDATE_HINT = "run `pytest --snapshot-update` to accept the new values"
@@ -50,10 +51,10 @@ class Document:
     """The text of one ``assert_match``: a section per task, a line per artifact."""
 
     text: str
-    large: Dict[str, _values.Large] = field(default_factory=dict)
+    large: dict[str, _values.Large] = field(default_factory=dict)
 
 
-def graph_info(run: Any) -> Dict[str, Any]:
+def graph_info(run: Any) -> dict[str, Any]:
     """The flow's graph as Metaflow stored it with the run (``_graph_info``)."""
     for step in run:
         for task in step:
@@ -74,7 +75,7 @@ def _end_step(run: Any) -> str:
     return str(names[-1])
 
 
-def _index(task: Any) -> Optional[int]:
+def _index(task: Any) -> int | None:
     try:
         index = task.index
         return None if index is None else int(index)
@@ -82,7 +83,7 @@ def _index(task: Any) -> Optional[int]:
         return None
 
 
-def select_tasks(result: Any, step: Optional[str]) -> Tuple[str, List[Any]]:
+def select_tasks(result: Any, step: str | None) -> tuple[str, list[Any]]:
     """The step name and its tasks in task order (foreach index) for any accepted result."""
     _, obj = reporting.split(result)
     kind = reporting.kind(obj)
@@ -106,24 +107,24 @@ def select_tasks(result: Any, step: Optional[str]) -> Tuple[str, List[Any]]:
     return step, [t for _, t in indexed]
 
 
-def user_artifacts(task: Any) -> Dict[str, Any]:
+def user_artifacts(task: Any) -> dict[str, Any]:
     """The task's artifacts a step set (Metaflow's own ``_...`` and ``name`` left out), by name."""
     return {a.id: a for a in task if not a.id.startswith("_") and a.id != "name"}
 
 
-def section_header(step: str, index: Optional[int]) -> str:
+def section_header(step: str, index: int | None) -> str:
     return f"[{step}]" if index is None else f"[{step}, foreach index {index}]"
 
 
 def document(
     step: str,
-    sections: Sequence[Tuple[Optional[int], Dict[str, Any]]],
+    sections: Sequence[tuple[int | None, dict[str, Any]]],
     *,
     inline_limit: int = _values.INLINE_LIMIT,
 ) -> Document:
     """A document from ``(foreach index, {artifact: value})`` per task."""
-    parts: List[str] = []
-    large: Dict[str, _values.Large] = {}
+    parts: list[str] = []
+    large: dict[str, _values.Large] = {}
     for index, values in sections:
         lines = [section_header(step, index)]
         for name in sorted(values):
@@ -137,7 +138,7 @@ def document(
     return Document("\n\n".join(parts) + "\n", large)
 
 
-def document_of(result: Any, step: Optional[str], names: Optional[Iterable[str]]) -> Tuple[str, Document]:
+def document_of(result: Any, step: str | None, names: Iterable[str] | None) -> tuple[str, Document]:
     if isinstance(names, str):
         raise TypeError(f"names= takes a list of artifact names, got the string {names!r}")
     step, tasks = select_tasks(result, step)
@@ -177,11 +178,11 @@ def _data(task: Any, name: str, artifact: Any) -> Any:
 # --- reading a document back ------------------------------------------------
 
 
-def split_document(text: str) -> Dict[str, Dict[str, str]]:
+def split_document(text: str) -> dict[str, dict[str, str]]:
     """``{section header: {artifact: value text}}`` of a stored document."""
-    sections: Dict[str, Dict[str, str]] = {}
-    current: Optional[Dict[str, str]] = None
-    name: Optional[str] = None
+    sections: dict[str, dict[str, str]] = {}
+    current: dict[str, str] | None = None
+    name: str | None = None
     for line in text.splitlines():
         if line.startswith("["):
             current = sections.setdefault(line.strip(), {})
@@ -190,7 +191,7 @@ def split_document(text: str) -> Dict[str, Dict[str, str]]:
         m = _ARTIFACT.match(line)
         if m and current is not None:
             name = m.group(1)
-            current[name] = line[m.end():]
+            current[name] = line[m.end() :]
         elif line.strip() and current is not None and name is not None:
             current[name] += "\n" + line
     return sections
@@ -245,7 +246,7 @@ class ArtifactSnapshotExtension(AmberSnapshotExtension):
     def __init__(self) -> None:
         super().__init__()
         self.tolerance = _values.Tolerance()
-        self.blob_dir: Optional[Path] = None
+        self.blob_dir: Path | None = None
 
     def serialize(self, data: Any, **kwargs: Any) -> str:
         if isinstance(data, Document):
@@ -284,10 +285,10 @@ class ArtifactSnapshotExtension(AmberSnapshotExtension):
             value = _load_side_file(path)
         return _values.parse(_values.full_text(value))
 
-    def differences(self, old_text: str, new_text: str) -> List[str]:
+    def differences(self, old_text: str, new_text: str) -> list[str]:
         """Lines naming each artifact (and element) that differs; empty when they match."""
         old, new = split_document(old_text), split_document(new_text)
-        out: List[str] = []
+        out: list[str] = []
         for header in list(old) + [h for h in new if h not in old]:
             if header not in new:
                 out.append(f"{header} task no longer snapshotted")
@@ -295,7 +296,7 @@ class ArtifactSnapshotExtension(AmberSnapshotExtension):
             if header not in old:
                 out.append(f"{header} task not in the snapshot")
                 continue
-            lines: List[str] = []
+            lines: list[str] = []
             for name in list(old[header]) + [n for n in new[header] if n not in old[header]]:
                 if name not in new[header]:
                     lines.append(f"{name}: in the snapshot, missing now")
@@ -307,7 +308,7 @@ class ArtifactSnapshotExtension(AmberSnapshotExtension):
                 if a == b:
                     continue
                 try:
-                    found: List[str] = []
+                    found: list[str] = []
                     _values.compare(_values.parse(a), _values.parse(b), self.tolerance, name, found, self._load)
                 except SyntaxError as e:
                     raise SnapshotFormatError(f"artifact {name!r} in the snapshot cannot be read: {e}") from None
@@ -329,7 +330,7 @@ class ArtifactSnapshotAssertion:
     def __init__(self, assertion: Any, test_path: Path) -> None:
         self._assertion = assertion
         self._blob_dir = Path(test_path).parent / BLOB_DIRNAME
-        self._used: Dict[str, int] = {}
+        self._used: dict[str, int] = {}
 
     def _name(self, step: str) -> str:
         count = self._used.get(step, 0) + 1
@@ -340,10 +341,10 @@ class ArtifactSnapshotAssertion:
         self,
         result: Any,
         *,
-        step: Optional[str] = None,
-        names: Optional[Sequence[str]] = None,
-        rtol: Optional[float] = None,
-        atol: Optional[float] = None,
+        step: str | None = None,
+        names: Sequence[str] | None = None,
+        rtol: float | None = None,
+        atol: float | None = None,
     ) -> None:
         """Compare the artifacts of a run's step (or of a task) with the stored snapshot.
 
@@ -421,7 +422,7 @@ def make_fixture(request: Any) -> ArtifactSnapshotAssertion:
 # --- used by ``pytest-metaflow generate`` -------------------------------------
 
 
-def write_snapshots(location: Path, entries: Sequence[Tuple[str, Document]]) -> None:
+def write_snapshots(location: Path, entries: Sequence[tuple[str, Document]]) -> None:
     """Write ``(snapshot name, document)`` entries into the amber file ``location`` as syrupy would."""
     collection = SnapshotCollection(location=str(location))
     for name, doc in entries:

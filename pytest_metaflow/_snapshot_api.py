@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional, Protocol, Sequence, Union, runtime_checkable
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol, Union, runtime_checkable
 
 if TYPE_CHECKING:  # only for the annotations: the plugin imports metaflow lazily
     from metaflow.client.core import Run, Task
@@ -36,10 +37,10 @@ class ArtifactSnapshot(Protocol):
         self,
         result: Result,
         *,
-        step: Optional[str] = None,
-        names: Optional[Sequence[str]] = None,
-        rtol: Optional[float] = None,
-        atol: Optional[float] = None,
+        step: str | None = None,
+        names: Sequence[str] | None = None,
+        rtol: float | None = None,
+        atol: float | None = None,
     ) -> None:
         """Compare the artifacts of a run's step (or of a task) with the stored snapshot.
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, List, Set
+from typing import Any
 
 import pytest
 
@@ -31,7 +31,7 @@ FILE_FIELD = re.compile(r"file='([^']+)'")
 BLOB_NAME = re.compile(r"[0-9a-f]{20}\.(npy|pkl)")
 
 
-def prune_side_files(snapshot_dir: Path) -> List[Path]:
+def prune_side_files(snapshot_dir: Path) -> list[Path]:
     """Delete the side files of ``snapshot_dir``'s test directory that no snapshot refers to.
 
     Parameters
@@ -48,7 +48,7 @@ def prune_side_files(snapshot_dir: Path) -> List[Path]:
     blob_dir = snapshot_dir.parent / BLOB_DIRNAME
     if not blob_dir.is_dir():
         return []
-    referenced: Set[str] = set()
+    referenced: set[str] = set()
     if snapshot_dir.is_dir():
         for ambr in snapshot_dir.rglob("*.ambr"):
             referenced.update(FILE_FIELD.findall(ambr.read_text(encoding="utf-8", errors="replace")))
@@ -64,14 +64,14 @@ def prune_side_files(snapshot_dir: Path) -> List[Path]:
     return deleted
 
 
-def _snapshot_locations(config: pytest.Config) -> Set[str]:
+def _snapshot_locations(config: pytest.Config) -> set[str]:
     """The snapshot files syrupy's report of this session used or found unused.
 
     syrupy has no public API for its report; read defensively, so that a
     change there only leaves side files behind (tests/test_snapshot.py notices).
     """
     report: Any = getattr(getattr(config, "_syrupy", None), "report", None)
-    locations: Set[str] = set()
+    locations: set[str] = set()
     for name in ("used", "unused", "updated", "created"):
         try:
             locations.update(str(collection.location) for collection in getattr(report, name))

@@ -17,14 +17,15 @@ import itertools
 import pickle
 import sys
 import warnings
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterable, List, Mapping, Optional, Set, Tuple
+from typing import Any, Callable
 
 _counter = itertools.count()
 # Literals up to this many characters of repr go into the module; bigger ones are pickled.
 LITERAL_BUDGET = 64 * 1024
 
-_LOADER = '''\
+_LOADER = """\
 def _unpickle(path, names):
     # Classes pickled by reference are looked up on the test process's sys.path
     # (test modules, conftest dirs) after the flow's own.
@@ -41,10 +42,10 @@ def _unpickle(path, names):
                     % (name, type(e).__name__, e)
                 ) from e
     return values
-'''
+"""
 
 
-def _small_literal(value: Any, budget: List[int]) -> bool:
+def _small_literal(value: Any, budget: list[int]) -> bool:
     """Whether ``value`` is made of literal types only and small (a cheap walk, before any ``repr``)."""
     budget[0] -= 1
     if budget[0] < 0:
@@ -79,7 +80,7 @@ def _check_names(artifacts: Mapping[str, Any]) -> None:
             raise TypeError(f"spin(artifacts=...): keys must be artifact names (str), got {name!r}")
 
 
-def _module(artifacts: Mapping[str, Any], pickle_path: Optional[str], pickled: Iterable[str]) -> str:
+def _module(artifacts: Mapping[str, Any], pickle_path: str | None, pickled: Iterable[str]) -> str:
     names = list(pickled)
     lines = [
         "# Written by pytest-metaflow for spin(artifacts=...).",
@@ -99,7 +100,7 @@ def _module(artifacts: Mapping[str, Any], pickle_path: Optional[str], pickled: I
     return "\n".join(lines) + "\n"
 
 
-def _dump(artifacts: Mapping[str, Any], path: Path) -> List[str]:
+def _dump(artifacts: Mapping[str, Any], path: Path) -> list[str]:
     """Pickle the values that are not small literals into ``path``, one after another; return their names."""
     names = [name for name, value in artifacts.items() if not _literal(value)]
     if not names:
@@ -117,7 +118,7 @@ def _dump(artifacts: Mapping[str, Any], path: Path) -> List[str]:
     return names
 
 
-def artifacts_module_source(artifacts: Mapping[str, Any], pickle_path: Optional[Path] = None) -> str:
+def artifacts_module_source(artifacts: Mapping[str, Any], pickle_path: Path | None = None) -> str:
     """Python source defining ``ARTIFACTS`` with the values of ``artifacts``.
 
     Values that are not small literals are pickled into ``pickle_path`` (required
@@ -132,7 +133,7 @@ def artifacts_module_source(artifacts: Mapping[str, Any], pickle_path: Optional[
     return _module(artifacts, str(pickle_path), names)
 
 
-def write_artifacts_module(artifacts: Mapping[str, Any], directory: Path, tag: str) -> Tuple[Path, List[Path]]:
+def write_artifacts_module(artifacts: Mapping[str, Any], directory: Path, tag: str) -> tuple[Path, list[Path]]:
     """Write the module (and its pickle side file) into ``directory``; return the module and every file written."""
     _check_names(artifacts)
     stem = f"spin_artifacts_{tag.replace('/', '_')}_{next(_counter)}"
@@ -149,14 +150,18 @@ def write_artifacts_module(artifacts: Mapping[str, Any], directory: Path, tag: s
 # --- which artifacts a step reads -------------------------------------------
 
 
-def _reads(tree: ast.AST) -> Tuple[Set[str], bool]:
+def _reads(tree: ast.AST) -> tuple[set[str], bool]:
     """Attribute names read on ``self`` in ``tree``, and whether it reads ``self`` dynamically."""
-    names: Set[str] = set()
+    names: set[str] = set()
     dynamic = False
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
             names.add(node.attr)
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("getattr", "vars", "hasattr"):
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in ("getattr", "vars", "hasattr")
+        ):
             if node.args and isinstance(node.args[0], ast.Name) and node.args[0].id == "self":
                 dynamic = True
         elif isinstance(node, ast.Name) and node.id == "self" and not isinstance(getattr(node, "ctx", None), ast.Load):
@@ -164,7 +169,7 @@ def _reads(tree: ast.AST) -> Tuple[Set[str], bool]:
     return names, dynamic
 
 
-def unused_artifacts(flow_cls: type, step_name: str, names: Iterable[str]) -> List[str]:
+def unused_artifacts(flow_cls: type, step_name: str, names: Iterable[str]) -> list[str]:
     """Names in ``names`` that step ``step_name`` of ``flow_cls`` can never read.
 
     What a step can read: ``self.<name>`` in the step or in any non-step method
@@ -175,7 +180,7 @@ def unused_artifacts(flow_cls: type, step_name: str, names: Iterable[str]) -> Li
     import inspect
     import textwrap
 
-    readable: Set[str] = set()
+    readable: set[str] = set()
     step = getattr(flow_cls, step_name, None)
     if step is None:
         return []
@@ -206,7 +211,13 @@ def _is_join(tree: ast.AST) -> bool:
     return bool(funcs) and len(funcs[0].args.args) >= 2
 
 
-def warn_unused(flow_cls: Optional[type], pathspec: str, artifacts: Mapping[str, Any], stacklevel: int, warn: Callable[..., None] = warnings.warn) -> None:
+def warn_unused(
+    flow_cls: type | None,
+    pathspec: str,
+    artifacts: Mapping[str, Any],
+    stacklevel: int,
+    warn: Callable[..., None] = warnings.warn,
+) -> None:
     """Warn about ``artifacts`` keys the spun step cannot read (they would be silently ignored)."""
     if flow_cls is None:
         return

@@ -25,8 +25,9 @@ import shutil
 import tempfile
 import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any
 
 from . import _coverage
 from .errors import PytestMetaflowError
@@ -37,13 +38,13 @@ REMOTE_CHOICES = ("local", "keep")
 EXTENSION_DIR = str(Path(__file__).parent / "_mfext")
 
 
-def extension_pythonpath(pythonpath: Optional[str] = None) -> str:
+def extension_pythonpath(pythonpath: str | None = None) -> str:
     """``PYTHONPATH`` with the plugin's Metaflow extension first (``pythonpath``: the one to extend)."""
     rest = os.environ.get("PYTHONPATH", "") if pythonpath is None else pythonpath
     return os.pathsep.join([EXTENSION_DIR] + [p for p in rest.split(os.pathsep) if p and p != EXTENSION_DIR])
 
 
-def resolve_user() -> Optional[str]:
+def resolve_user() -> str | None:
     """The user Metaflow would pick from this environment, ``None`` when it would fail."""
     for var in ("METAFLOW_USER", "SUDO_USER", "USERNAME", "USER"):
         user = os.environ.get(var)
@@ -63,9 +64,9 @@ class Store:
         self.home = self.path / "home"
         for d in (self.path / ".metaflow", self.path / ".metaflow_spin", self.tmp, self.logs, self.home):
             d.mkdir(parents=True, exist_ok=True)
-        self._run_ids: Dict[str, int] = {}
+        self._run_ids: dict[str, int] = {}
         # Added last to every run's environment by env() (the metaflow_s3 fixture's S3 settings).
-        self.extra_env: Dict[str, str] = {}
+        self.extra_env: dict[str, str] = {}
 
     def claim(self, result: Any) -> None:
         """Fail loudly if two runs in this store got the same run id.
@@ -89,7 +90,7 @@ class Store:
     def datastore_dir(self) -> str:
         return str(self.path / ".metaflow")
 
-    def env(self, *, profile: Optional[str] = None, remote: str = "local") -> Dict[str, str]:
+    def env(self, *, profile: str | None = None, remote: str = "local") -> dict[str, str]:
         """Environment for a run's process tree (added on top of ``os.environ``).
 
         ``remote="local"`` runs ``@kubernetes``/``@batch`` steps locally (see ``_mfext``).
@@ -154,8 +155,8 @@ class Remover:
     """
 
     def __init__(self) -> None:
-        self._queue: "queue.SimpleQueue[Optional[Path]]" = queue.SimpleQueue()
-        self._thread: Optional[threading.Thread] = None
+        self._queue: queue.SimpleQueue[Path | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
 
     def remove(self, path: Path) -> None:
         trash = path.with_name(f".removing-{path.name}")
@@ -205,10 +206,11 @@ def import_metaflow() -> Any:
 
         return metaflow
 
+
 _lock = threading.RLock()
-_providers: Optional[Tuple[Any, Any]] = None
+_providers: tuple[Any, Any] | None = None
 # Store paths the routed providers may read, the current test's store first.
-_roots: List[str] = []
+_roots: list[str] = []
 
 
 def _routed(base: Any) -> Any:
@@ -230,7 +232,7 @@ def _routed(base: Any) -> Any:
     return Routed
 
 
-def _root_for(datastore_dir: str, flow_name: Optional[str], run_id: Optional[str]) -> Optional[str]:
+def _root_for(datastore_dir: str, flow_name: str | None, run_id: str | None) -> str | None:
     roots = [os.path.join(r, datastore_dir) for r in _roots]
     if flow_name and run_id:
         for root in roots:
@@ -239,7 +241,7 @@ def _root_for(datastore_dir: str, flow_name: Optional[str], run_id: Optional[str
     return roots[0] if roots else None
 
 
-def root_holding_run(pathspec: str) -> Optional[str]:
+def root_holding_run(pathspec: str) -> str | None:
     """The bound store (its path) holding the run a spin pathspec names, if any."""
     parts = pathspec.split("/")
     # run/step, run/step/task, flow/run/step, flow/run/step/task; local run ids are numeric
@@ -251,7 +253,7 @@ def root_holding_run(pathspec: str) -> Optional[str]:
     return None
 
 
-def import_run(run_id: str, into: Store) -> Optional[str]:
+def import_run(run_id: str, into: Store) -> str | None:
     """Make a run of another bound store (``runner_factory``'s, say) part of ``into``; return its flow.
 
     ``resume`` reads its origin run from the datastore it writes to, so the
@@ -289,7 +291,7 @@ def _link_tree(src: str, dst: str) -> None:
     shutil.copytree(src, dst, copy_function=link, dirs_exist_ok=True)
 
 
-def providers() -> Tuple[Any, Any]:
+def providers() -> tuple[Any, Any]:
     """The routed local and spin metadata provider classes (made once per process)."""
     global _providers
     if _providers is None:
@@ -311,7 +313,7 @@ def bind(result: Any) -> Any:
     return result
 
 
-def _client_state() -> Dict[Tuple[Any, str], Any]:
+def _client_state() -> dict[tuple[Any, str], Any]:
     import_metaflow()
     from metaflow.client import core
     from metaflow.plugins.datastores.local_storage import LocalStorage

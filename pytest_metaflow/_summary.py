@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from . import reporting
 
-RunInfo = Dict[str, Any]
+RunInfo = dict[str, Any]
 
 
-def _last_output(result: Any) -> Optional[float]:
+def _last_output(result: Any) -> float | None:
     """When the run's Metaflow process last wrote output (its log files' mtime), epoch seconds."""
     executing, _ = reporting.split(result)
     files = getattr(getattr(executing, "command_obj", None), "log_files", None) or {}
@@ -29,7 +29,7 @@ def _last_output(result: Any) -> Optional[float]:
     return max(times) if times else None
 
 
-def run_info(result: Any, nodeid: str) -> Optional[RunInfo]:
+def run_info(result: Any, nodeid: str) -> RunInfo | None:
     """Timings of one run as Metaflow recorded them; ``None`` for anything but a run.
 
     Failed and killed tasks have no end time in Metaflow: their steps (and the
@@ -41,7 +41,7 @@ def run_info(result: Any, nodeid: str) -> Optional[RunInfo]:
         if obj is None or reporting.kind(obj) != "run":
             return None
         status = reporting.status(result)
-        steps: List[List[Any]] = []
+        steps: list[list[Any]] = []
         ends = []
         open_steps = []
         for step in reporting.steps(obj):
@@ -63,7 +63,9 @@ def run_info(result: Any, nodeid: str) -> Optional[RunInfo]:
                 seconds = max(seconds, stop - obj.created_at.timestamp())
                 for name, start, n in open_steps:
                     steps = [s for s in steps if s[0] != name]
-                    steps.append([name, max(0.0, stop - start.timestamp()), n, "unfinished" if not finished_run else "failed"])
+                    steps.append(
+                        [name, max(0.0, stop - start.timestamp()), n, "unfinished" if not finished_run else "failed"]
+                    )
         return {
             "pathspec": obj.pathspec,
             "status": status,
@@ -80,9 +82,9 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def lines(runs: List[RunInfo], top: int) -> List[str]:
+def lines(runs: list[RunInfo], top: int) -> list[str]:
     """The summary text; ``top`` slowest runs and steps (0: all)."""
-    statuses: Dict[str, int] = {}
+    statuses: dict[str, int] = {}
     for run in runs:
         statuses[run["status"]] = statuses.get(run["status"], 0) + 1
     total = sum(run["seconds"] for run in runs)

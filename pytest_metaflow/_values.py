@@ -30,7 +30,7 @@ import hashlib
 import math
 import pathlib
 import uuid
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable
 
 # numpy arrays and pandas objects with more elements than this go to a side file.
 INLINE_LIMIT = 1000
@@ -47,8 +47,8 @@ class Call:
     """A parsed ``name(arg, ..., key=value, ...)``."""
 
     name: str
-    args: Tuple[Any, ...]
-    kwargs: Tuple[Tuple[str, Any], ...]
+    args: tuple[Any, ...]
+    kwargs: tuple[tuple[str, Any], ...]
 
     def get(self, key: str, default: Any = None) -> Any:
         return dict(self.kwargs).get(key, default)
@@ -60,7 +60,7 @@ class Large:
 
     kind: str  # "npy" or "pkl": how the side file is written
     value: Any
-    summary: Dict[str, Any]
+    summary: dict[str, Any]
     sha256: str
 
 
@@ -73,7 +73,7 @@ def _qualname(obj: Any) -> str:
     return cls.__qualname__ if module in ("builtins", "__main__") else f"{module}.{cls.__qualname__}"
 
 
-def _call(name: str, fields: List[Tuple[str, str]], args: Tuple[str, ...] = ()) -> str:
+def _call(name: str, fields: list[tuple[str, str]], args: tuple[str, ...] = ()) -> str:
     parts = list(args) + [f"{k}={v}" for k, v in fields]
     one_line = f"{name}({', '.join(parts)})"
     if len(one_line) <= WIDTH and "\n" not in one_line:
@@ -86,7 +86,7 @@ def _indent(text: str) -> str:
     return "\n".join("    " + line for line in text.splitlines())
 
 
-def _seq(open_: str, close: str, items: List[str], trailing_comma: bool = False) -> str:
+def _seq(open_: str, close: str, items: list[str], trailing_comma: bool = False) -> str:
     one_line = open_ + ", ".join(items) + ("," if trailing_comma else "") + close
     if len(one_line) <= WIDTH and "\n" not in one_line:
         return one_line
@@ -118,8 +118,8 @@ class Writer:
 
     def __init__(self, inline_limit: int = INLINE_LIMIT) -> None:
         self.inline_limit = inline_limit
-        self.large: Dict[str, Large] = {}
-        self._active: Set[int] = set()
+        self.large: dict[str, Large] = {}
+        self._active: set[int] = set()
 
     def write(self, value: Any, path: str) -> str:
         if id(value) in self._active:
@@ -148,7 +148,7 @@ class Writer:
             items = [f"{self.write(k, f'{path} key')}: {self.write(v, f'{path}[{k!r}]')}" for k, v in value.items()]
             return _seq("{", "}", items)
         if type(value) in (set, frozenset):
-            items = sorted((self.write(v, f"{path} item") for v in value))
+            items = sorted(self.write(v, f"{path} item") for v in value)
             inner = _seq("[", "]", items)
             return f"{type(value).__name__}({inner})"
         if _is_numpy(value, "ndarray"):
@@ -160,27 +160,33 @@ class Writer:
         if isinstance(value, enum.Enum):
             return _call("enum", [], (repr(_qualname(value)), repr(value.name)))
         if isinstance(value, (datetime.date, datetime.time, datetime.timedelta)):
-            return f"{type(value).__name__}({value.isoformat()!r})" if not isinstance(
-                value, datetime.timedelta
-            ) else f"timedelta({value.days!r}, {value.seconds!r}, {value.microseconds!r})"
+            return (
+                f"{type(value).__name__}({value.isoformat()!r})"
+                if not isinstance(value, datetime.timedelta)
+                else f"timedelta({value.days!r}, {value.seconds!r}, {value.microseconds!r})"
+            )
         if isinstance(value, (decimal.Decimal, fractions.Fraction, uuid.UUID, pathlib.PurePath)):
             return f"{type(value).__name__}({str(value)!r})"
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            fields = [(f.name, self.write(getattr(value, f.name), f"{path}.{f.name}")) for f in dataclasses.fields(value)]
+            fields = [
+                (f.name, self.write(getattr(value, f.name), f"{path}.{f.name}")) for f in dataclasses.fields(value)
+            ]
             return _call(_qualname(value), fields)
         if isinstance(value, tuple) and hasattr(value, "_fields"):  # namedtuple
             fields = [(f, self.write(getattr(value, f), f"{path}.{f}")) for f in value._fields]
             return _call(_qualname(value), fields)
         if isinstance(value, (list, tuple, dict, set, frozenset, int, float, str, bytes)):
             # A subclass of a builtin: its builtin content under its class name.
-            base: Any = next(b for b in (int, float, str, bytes, list, tuple, dict, set, frozenset) if isinstance(value, b))
+            base: Any = next(
+                b for b in (int, float, str, bytes, list, tuple, dict, set, frozenset) if isinstance(value, b)
+            )
             return _call(_qualname(value), [], (self.write(base(value), path),))
         return self._object(value, path)
 
     def _object(self, value: Any, path: str) -> str:
         # Objects of the user's classes: class name and instance attributes
         # (``__dict__``, then ``__slots__``); documented in the README.
-        state: Optional[Dict[str, Any]] = None
+        state: dict[str, Any] | None = None
         if hasattr(value, "__dict__") and not callable(value) and not isinstance(value, type):
             state = dict(vars(value))
         else:
@@ -213,7 +219,9 @@ class Writer:
         elif kind == "V":  # structured: a list of tuples
             values = arr.tolist()
             dtype = repr(arr.dtype.descr)
-            return _call("ndarray", [("dtype", dtype), ("shape", repr(tuple(arr.shape))), ("values", self.write(values, path))])
+            return _call(
+                "ndarray", [("dtype", dtype), ("shape", repr(tuple(arr.shape))), ("values", self.write(values, path))]
+            )
         else:
             values = arr.tolist()
         return _call(
@@ -249,12 +257,14 @@ class Writer:
             names = list(value.columns)
             if len(set(map(repr, names))) == len(names):
                 cols = [
-                    f"{self.write(c, path)}: {self._column(value.iloc[:, i], f'{path}[{c!r}]')}" for i, c in enumerate(names)
+                    f"{self.write(c, path)}: {self._column(value.iloc[:, i], f'{path}[{c!r}]')}"
+                    for i, c in enumerate(names)
                 ]
                 columns = _seq("{", "}", cols)
             else:  # duplicate column names: a list of pairs keeps them all
                 cols = [
-                    f"({self.write(c, path)}, {self._column(value.iloc[:, i], f'{path}[{c!r}]')})" for i, c in enumerate(names)
+                    f"({self.write(c, path)}, {self._column(value.iloc[:, i], f'{path}[{c!r}]')})"
+                    for i, c in enumerate(names)
                 ]
                 columns = _seq("[", "]", cols)
             text = _call("DataFrame", [("index", self._index(value.index, path)), ("columns", columns)])
@@ -283,8 +293,10 @@ class Writer:
         if value is pd.NA:
             return "NA"
         if isinstance(value, pd.Categorical):
-            return _call("Categorical", [("categories", self.write(list(value.categories), path)),
-                                          ("values", self.write(list(value), path))])
+            return _call(
+                "Categorical",
+                [("categories", self.write(list(value.categories), path)), ("values", self.write(list(value), path))],
+            )
         return self._object(value, path)
 
     def _large(self, kind: str, value: Any, text: str, path: str, **fields: str) -> str:
@@ -297,11 +309,11 @@ class Writer:
         return _call(f"large_{type(value).__name__}", items)
 
     @staticmethod
-    def _summary(value: Any) -> Dict[str, Any]:
+    def _summary(value: Any) -> dict[str, Any]:
         import numpy as np
 
         flat = np.asarray(value).ravel()
-        summary: Dict[str, Any] = {"head": [v.item() if hasattr(v, "item") else v for v in flat[:5]]}
+        summary: dict[str, Any] = {"head": [v.item() if hasattr(v, "item") else v for v in flat[:5]]}
         if flat.dtype.kind in "iufb" and flat.size:
             with np.errstate(all="ignore"):
                 summary.update(min=np.nanmin(flat).item(), max=np.nanmax(flat).item(), mean=float(np.nanmean(flat)))
@@ -313,7 +325,7 @@ def side_file_name(digest: str, kind: str) -> str:
     return f"{digest[:20]}.{kind}"
 
 
-def write_value(value: Any, path: str, inline_limit: int = INLINE_LIMIT) -> Tuple[str, Dict[str, Large]]:
+def write_value(value: Any, path: str, inline_limit: int = INLINE_LIMIT) -> tuple[str, dict[str, Large]]:
     """``(text, large values met)`` for one artifact value; ``path`` names it in errors."""
     writer = Writer(inline_limit)
     return writer.write(value, path), writer.large
@@ -380,8 +392,8 @@ def _hashable(value: Any) -> Any:
 
 @dataclasses.dataclass
 class Tolerance:
-    rtol: Optional[float] = None
-    atol: Optional[float] = None
+    rtol: float | None = None
+    atol: float | None = None
 
     @property
     def exact(self) -> bool:
@@ -399,7 +411,7 @@ def _is_num(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
-def compare(old: Any, new: Any, tol: Tolerance, path: str, out: List[str], load: Callable[[Call], Any]) -> None:
+def compare(old: Any, new: Any, tol: Tolerance, path: str, out: list[str], load: Callable[[Call], Any]) -> None:
     """Append to ``out`` a line per difference between two trees (at most :data:`MAX_DIFFS` + 1)."""
     if len(out) > MAX_DIFFS:
         return
@@ -407,7 +419,12 @@ def compare(old: Any, new: Any, tol: Tolerance, path: str, out: List[str], load:
         if not tol.close(float(old), float(new)):
             out.append(f"{path}: {_short(old)} -> {_short(new)}{_delta(old, new)}")
         return
-    if isinstance(old, Call) and isinstance(new, Call) and old.name.startswith("large_") and new.name.startswith("large_"):
+    if (
+        isinstance(old, Call)
+        and isinstance(new, Call)
+        and old.name.startswith("large_")
+        and new.name.startswith("large_")
+    ):
         if old.get("sha256") == new.get("sha256"):
             return
         if old.get("shape") != new.get("shape"):
@@ -428,7 +445,9 @@ def compare(old: Any, new: Any, tol: Tolerance, path: str, out: List[str], load:
     if isinstance(old, dict):
         if old.keys() != new.keys():
             gone, added = [k for k in old if k not in new], [k for k in new if k not in old]
-            out.append(f"{path}: keys" + (f" removed {gone!r}" if gone else "") + (f" added {added!r}" if added else ""))
+            out.append(
+                f"{path}: keys" + (f" removed {gone!r}" if gone else "") + (f" added {added!r}" if added else "")
+            )
         for k in old:
             if k in new:
                 compare(old[k], new[k], tol, f"{path}[{k!r}]", out, load)

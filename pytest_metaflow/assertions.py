@@ -11,7 +11,8 @@ import importlib
 import operator
 import re
 import sys
-from typing import Any, List, Mapping, Optional, Tuple, Type, Union
+from collections.abc import Mapping
+from typing import Any, Union
 
 from . import _compare
 from . import reporting as r
@@ -39,7 +40,7 @@ def assert_run_succeeded(result: Any, /) -> None:
         raise AssertionError("expected a successful run, but " + r.describe_failure(result))
 
 
-def _exception_class(type_name: str) -> Optional[type]:
+def _exception_class(type_name: str) -> type | None:
     """The class a task's ``exception.type`` names (``builtins.KeyError``), when importable here."""
     module_name, _, qualname = type_name.rpartition(".")
     module = sys.modules.get(module_name or "builtins")
@@ -54,7 +55,7 @@ def _exception_class(type_name: str) -> Optional[type]:
     return obj if isinstance(obj, type) else None
 
 
-_Wanted = Union[str, Type[BaseException], Tuple[Type[BaseException], ...]]
+_Wanted = Union[str, type[BaseException], tuple[type[BaseException], ...]]
 
 
 def _exception_matches(task: Any, exception: _Wanted) -> bool:
@@ -92,9 +93,9 @@ def assert_run_failed(
     result: Any,
     /,
     *,
-    step: Optional[str] = None,
-    exception: Optional[_Wanted] = None,
-    match: Optional[str] = None,
+    step: str | None = None,
+    exception: _Wanted | None = None,
+    match: str | None = None,
 ) -> None:
     """Pass when the run failed (in ``step``, raising ``exception``, with ``match`` in its error text).
 
@@ -146,7 +147,7 @@ def assert_run_failed(
             raise AssertionError(f"regex {match!r} not found in the error text of the failing task:\n{texts}")
 
 
-def _runtime_failure_matches(executing: Any, run: Any, match: Optional[str]) -> None:
+def _runtime_failure_matches(executing: Any, run: Any, match: str | None) -> None:
     __tracebackhide__ = _hide
     if match is None:
         return
@@ -163,7 +164,7 @@ def _runtime_failure_matches(executing: Any, run: Any, match: Optional[str]) -> 
         )
 
 
-def _searched(result: Any, step: Optional[str], stream: str, attempt: Union[int, str, None]) -> Tuple[str, str, List[str]]:
+def _searched(result: Any, step: str | None, stream: str, attempt: int | str | None) -> tuple[str, str, list[str]]:
     """The text to search, what it is (for messages), and the tasks whose log was truncated."""
     if stream not in _STREAMS:
         raise ValueError(f"stream must be 'stdout' or 'stderr', got {stream!r}")
@@ -182,7 +183,7 @@ def _searched(result: Any, step: Optional[str], stream: str, attempt: Union[int,
     return text, where, truncated
 
 
-def _attempts(tasks: List[Any], attempt: Union[int, str, None]) -> List[Any]:
+def _attempts(tasks: list[Any], attempt: int | str | None) -> list[Any]:
     """The tasks as seen at ``attempt``: None the latest, an int that one, ``"all"`` every one."""
     if attempt is None:
         return tasks
@@ -191,7 +192,9 @@ def _attempts(tasks: List[Any], attempt: Union[int, str, None]) -> List[Any]:
     out = []
     for task in tasks:
         last = r.attempt_of(task)
-        numbers = range(last + 1) if attempt == "all" else [attempt] if isinstance(attempt, int) and attempt <= last else []
+        numbers = (
+            range(last + 1) if attempt == "all" else [attempt] if isinstance(attempt, int) and attempt <= last else []
+        )
         out += [r.attempt(task, n) for n in numbers]
     if not out:
         ran = ", ".join(f"{t.pathspec}: 0..{r.attempt_of(t)}" for t in tasks[:5])
@@ -199,7 +202,7 @@ def _attempts(tasks: List[Any], attempt: Union[int, str, None]) -> List[Any]:
     return out
 
 
-def _not_found(what: str, where: str, log: str, truncated: List[str]) -> AssertionError:
+def _not_found(what: str, where: str, log: str, truncated: list[str]) -> AssertionError:
     message = f"{what} the {where}; it ends with:\n{r.indent(r.tail(log))}"
     if truncated:
         message += (
@@ -215,9 +218,9 @@ def assert_log_contains(
     text: str,
     /,
     *,
-    step: Optional[str] = None,
+    step: str | None = None,
     stream: str = "stdout",
-    attempt: Union[int, str, None] = None,
+    attempt: int | str | None = None,
 ) -> None:
     """Pass when ``text`` occurs in ``stream`` of the whole run (or of every task of ``step`` together).
 
@@ -236,9 +239,9 @@ def assert_log_matches(
     pattern: str,
     /,
     *,
-    step: Optional[str] = None,
+    step: str | None = None,
     stream: str = "stdout",
-    attempt: Union[int, str, None] = None,
+    attempt: int | str | None = None,
 ) -> None:
     """Pass when regex ``pattern`` matches somewhere in ``stream`` (``re.search``, multiline); ``attempt`` as for ``assert_log_contains``."""
     __tracebackhide__ = _hide
@@ -253,9 +256,9 @@ def assert_log_not_contains(
     text: str,
     /,
     *,
-    step: Optional[str] = None,
+    step: str | None = None,
     stream: str = "stdout",
-    attempt: Union[int, str, None] = None,
+    attempt: int | str | None = None,
 ) -> None:
     """Pass when ``text`` does not occur in ``stream``; ``attempt`` as for ``assert_log_contains``."""
     __tracebackhide__ = _hide
@@ -270,12 +273,12 @@ def assert_log_not_contains(
 
 def assert_artifacts(
     result: Any,
-    expected: Optional[Mapping[str, Any]] = None,
+    expected: Mapping[str, Any] | None = None,
     /,
     *,
-    step: Optional[str] = None,
-    rtol: Optional[float] = None,
-    atol: Optional[float] = None,
+    step: str | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
     **artifacts: Any,
 ) -> None:
     """Pass when each named artifact equals its expected value.
@@ -323,7 +326,7 @@ def assert_artifacts(
     tasks = r.tasks(result, step)
     if not tasks:
         raise AssertionError(f"no task found for step {step!r} of {obj.pathspec}")
-    found: List[dict] = [{a.id: a for a in t} for t in tasks]
+    found: list[dict] = [{a.id: a for a in t} for t in tasks]
     names = set().union(*found)
     existing = sorted(n for n in names if not n.startswith("_"))
     problems = []

@@ -14,7 +14,8 @@ import binascii
 import json
 import operator
 import re
-from typing import Any, Dict, Iterator, List, Optional
+from collections.abc import Iterator
+from typing import Any
 
 from . import reporting as r
 
@@ -25,7 +26,7 @@ _DATA = re.compile(r'window\.__MF_DATA__\[\s*["\']([^"\']+)["\']\s*\]\s*=\s*["\'
 _CONTAINERS = ("page", "section")
 
 
-def _task(result: Any, step: Optional[str], helper: str) -> Any:
+def _task(result: Any, step: str | None, helper: str) -> Any:
     _, obj = r.split(result)
     what = r.kind(obj)
     if what == "task":
@@ -48,7 +49,7 @@ def _task(result: Any, step: Optional[str], helper: str) -> Any:
     return tasks[0]
 
 
-def _card(task: Any, type: Optional[str], id: Optional[str], helper: str) -> Any:
+def _card(task: Any, type: str | None, id: str | None, helper: str) -> Any:
     __tracebackhide__ = _hide
     from metaflow.cards import get_cards
     from metaflow.exception import MetaflowException
@@ -78,7 +79,9 @@ def _card(task: Any, type: Optional[str], id: Optional[str], helper: str) -> Any
     return chosen[0]
 
 
-def card_data(result: Any, *, step: Optional[str] = None, type: Optional[str] = None, id: Optional[str] = None) -> Dict[str, Any]:
+def card_data(
+    result: Any, *, step: str | None = None, type: str | None = None, id: str | None = None
+) -> dict[str, Any]:
     """The data a task's card shows, decoded from its HTML.
 
     Parameters
@@ -118,13 +121,15 @@ def card_data(result: Any, *, step: Optional[str] = None, type: Optional[str] = 
             "(not one of Metaflow's component cards); read its HTML with metaflow.cards.get_cards(task)[0].get()"
         )
     try:
-        data: Dict[str, Any] = json.loads(base64.b64decode(found[-1][1]))
+        data: dict[str, Any] = json.loads(base64.b64decode(found[-1][1]))
     except (binascii.Error, ValueError) as e:
-        raise AssertionError(f"card_data(): the data of the {card.type!r} card of task {task.pathspec} does not decode: {e}") from None
+        raise AssertionError(
+            f"card_data(): the data of the {card.type!r} card of task {task.pathspec} does not decode: {e}"
+        ) from None
     return data
 
 
-def _leaves(components: List[Any]) -> Iterator[Dict[str, Any]]:
+def _leaves(components: list[Any]) -> Iterator[dict[str, Any]]:
     for component in components:
         if not isinstance(component, dict):
             continue
@@ -135,8 +140,8 @@ def _leaves(components: List[Any]) -> Iterator[Dict[str, Any]]:
 
 
 def card_components(
-    result: Any, *, step: Optional[str] = None, type: Optional[str] = None, id: Optional[str] = None, kind: Optional[str] = None
-) -> List[Dict[str, Any]]:
+    result: Any, *, step: str | None = None, type: str | None = None, id: str | None = None, kind: str | None = None
+) -> list[dict[str, Any]]:
     """The components a card shows, in order, out of their page/section containers.
 
     Same arguments as :func:`card_data`, plus ``kind`` to keep only components of

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import List, Optional
 
 from .errors import PytestMetaflowError
 
@@ -28,17 +27,31 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     gen.add_argument("flow_file", metavar="FLOW_FILE", help="the flow file")
-    gen.add_argument("--params", nargs="+", default=[], metavar="K=V",
-                     help="flow parameters for the run (values read as Python literals, else strings)")
+    gen.add_argument(
+        "--params",
+        nargs="+",
+        default=[],
+        metavar="K=V",
+        help="flow parameters for the run (values read as Python literals, else strings)",
+    )
     gen.add_argument("--config", nargs="+", default=[], metavar="NAME=PATH", help="Metaflow configs of the flow")
-    gen.add_argument("--run", metavar="PATHSPEC", help="record this existing run (Flow/run_id) instead of running the flow")
-    gen.add_argument("--out", default="tests/generated", metavar="DIR", help="where to write the tests (default: %(default)s)")
-    gen.add_argument("--max-bytes", type=int, default=None, metavar="N",
-                     help="refuse when the recorded data exceeds N bytes (default: 10 MiB)")
+    gen.add_argument(
+        "--run", metavar="PATHSPEC", help="record this existing run (Flow/run_id) instead of running the flow"
+    )
+    gen.add_argument(
+        "--out", default="tests/generated", metavar="DIR", help="where to write the tests (default: %(default)s)"
+    )
+    gen.add_argument(
+        "--max-bytes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="refuse when the recorded data exceeds N bytes (default: 10 MiB)",
+    )
     return parser
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``pytest-metaflow`` console script; returns the exit status."""
     args = _parser().parse_args(argv)
     from . import _generate
@@ -57,8 +70,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"pytest-metaflow generate: error: {e}", file=sys.stderr)
         return 1
     except (RuntimeError, OSError) as e:  # Metaflow could not start or finish the run
-        print(f"pytest-metaflow generate: error: the run of {args.flow_file} failed: {type(e).__name__}: {e}",
-              file=sys.stderr)
+        print(
+            f"pytest-metaflow generate: error: the run of {args.flow_file} failed: {type(e).__name__}: {e}",
+            file=sys.stderr,
+        )
         return 1
     steps = ", ".join(r.step for r in records)
     print(f"wrote {test_file} ({len(records)} tests: {steps}) in {time.monotonic() - start:.1f} s")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 
 class PytestMetaflowError(Exception):
     """Base class of the plugin's errors."""
@@ -41,7 +39,7 @@ class FlowStartError(PytestMetaflowError, RuntimeError):
 class RunTimeoutError(PytestMetaflowError, TimeoutError):
     """A run exceeded the time the test allowed it (marker or ``--metaflow-timeout``)."""
 
-    def __init__(self, message: str, result: Optional[object] = None) -> None:
+    def __init__(self, message: str, result: object | None = None) -> None:
         super().__init__(message)
         self.result = result
 

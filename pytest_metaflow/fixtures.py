@@ -9,9 +9,10 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Protocol, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 import pytest
 
@@ -30,14 +31,14 @@ class Settings:
     show_output: bool = False
     pylint: bool = False
     use_config: bool = False
-    collect: Tuple[str, ...] = ()
+    collect: tuple[str, ...] = ()
     keep: str = "none"
     durations: int = 5
-    timeout: Optional[float] = None
+    timeout: float | None = None
     leak_guard: bool = True
     # "local": @kubernetes/@batch steps run locally; "keep": left as they are.
     # None: "local" with the hermetic store, "keep" with --metaflow-use-config.
-    remote: Optional[str] = None
+    remote: str | None = None
     # "fork": tasks start from a per-run zygote (Linux); "exec": fresh interpreters (_launcher).
     launcher: str = "exec"
 
@@ -54,22 +55,22 @@ DEFAULT_RUN_TIMEOUT = 3600.0
 @dataclass
 class SessionState:
     settings: Settings
-    current_item: Optional[pytest.Item] = None
-    kept_session: Optional[Path] = None
-    run_infos: List[Dict[str, Any]] = field(default_factory=list)
+    current_item: pytest.Item | None = None
+    kept_session: Path | None = None
+    run_infos: list[dict[str, Any]] = field(default_factory=list)
     watchdog: _processes.Watchdog = field(default_factory=_processes.Watchdog)
     remover: _store.Remover = field(default_factory=_store.Remover)
 
 
 SESSION_KEY = pytest.StashKey[SessionState]()
-RUNS_KEY = pytest.StashKey[List[Any]]()
+RUNS_KEY = pytest.StashKey[list[Any]]()
 STORE_KEY = pytest.StashKey[_store.Store]()
 FAILED_KEY = pytest.StashKey[bool]()  # set by the plugin when setup or call failed
 
 
-def marker_options(node: pytest.Item) -> Dict[str, Any]:
+def marker_options(node: pytest.Item) -> dict[str, Any]:
     """Keyword arguments of the ``metaflow`` markers on ``node``, the closest winning."""
-    options: Dict[str, Any] = {}
+    options: dict[str, Any] = {}
     for marker in reversed(list(node.iter_markers("metaflow"))):
         if marker.args:
             raise TypeError(f"@pytest.mark.metaflow takes keyword arguments only, got {marker.args!r}")
@@ -77,7 +78,7 @@ def marker_options(node: pytest.Item) -> Dict[str, Any]:
     return options
 
 
-def parse_timeout(value: Any, source: str) -> Optional[float]:
+def parse_timeout(value: Any, source: str) -> float | None:
     """A run timeout in seconds (``None``/0: none); ``ValueError`` naming ``source`` if bad."""
     if value is None or value == "":
         return None
@@ -90,7 +91,7 @@ def parse_timeout(value: Any, source: str) -> Optional[float]:
     return seconds or None
 
 
-def record(item: Optional[pytest.Item], result: Any) -> None:
+def record(item: pytest.Item | None, result: Any) -> None:
     if item is not None:
         item.stash.setdefault(RUNS_KEY, []).append(result)
 
@@ -100,17 +101,17 @@ class RunnerFixture(Protocol):
 
     def __call__(
         self,
-        flow_file: Union[str, "os.PathLike[str]"],
+        flow_file: str | os.PathLike[str],
         *,
-        show_output: Optional[bool] = None,
-        profile: Optional[str] = None,
-        env: Optional[Dict[str, str]] = None,
-        cwd: Optional[str] = None,
+        show_output: bool | None = None,
+        profile: str | None = None,
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
         file_read_timeout: int = 3600,
-        remote: Optional[str] = None,
-        launcher: Optional[str] = None,
+        remote: str | None = None,
+        launcher: str | None = None,
         **top_level_kwargs: Any,
-    ) -> "metaflow.Runner": ...
+    ) -> metaflow.Runner: ...
 
 
 class RunnerFactory:
@@ -120,11 +121,11 @@ class RunnerFactory:
         self,
         store: _store.Store,
         settings: Settings,
-        search_dirs: Callable[[], List[Path]],
+        search_dirs: Callable[[], list[Path]],
         on_result: Callable[[Any], None],
         *,
-        run_timeout: Optional[float] = None,
-        watchdog: Optional[_processes.Watchdog] = None,
+        run_timeout: float | None = None,
+        watchdog: _processes.Watchdog | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -132,21 +133,21 @@ class RunnerFactory:
         self._on_result = on_result
         self.run_timeout = run_timeout
         self.watchdog = watchdog
-        self.runners: List[Any] = []
+        self.runners: list[Any] = []
 
     def __call__(
         self,
-        flow_file: Union[str, "os.PathLike[str]"],
+        flow_file: str | os.PathLike[str],
         *,
-        show_output: Optional[bool] = None,
-        profile: Optional[str] = None,
-        env: Optional[Dict[str, str]] = None,
-        cwd: Optional[str] = None,
+        show_output: bool | None = None,
+        profile: str | None = None,
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
         file_read_timeout: int = 3600,
-        remote: Optional[str] = None,
-        launcher: Optional[str] = None,
+        remote: str | None = None,
+        launcher: str | None = None,
         **top_level_kwargs: Any,
-    ) -> "metaflow.Runner":
+    ) -> metaflow.Runner:
         if launcher is not None:
             env = {**(env or {}), **_launcher.env(_launcher.validate(launcher, "runner(launcher=...)"))}
         caller = Path(sys._getframe(1).f_code.co_filename).parent
@@ -182,8 +183,8 @@ class RunnerFactory:
         self.runners.clear()
 
 
-def _search_dirs(request: pytest.FixtureRequest, state: SessionState) -> Callable[[], List[Path]]:
-    def dirs() -> List[Path]:
+def _search_dirs(request: pytest.FixtureRequest, state: SessionState) -> Callable[[], list[Path]]:
+    def dirs() -> list[Path]:
         item = state.current_item
         first = [Path(item.path).parent] if item is not None else []
         return [*first, Path(str(request.config.rootpath)), Path.cwd()]
@@ -191,7 +192,7 @@ def _search_dirs(request: pytest.FixtureRequest, state: SessionState) -> Callabl
     return dirs
 
 
-def kept_path(item: pytest.Item, state: SessionState) -> Optional[Path]:
+def kept_path(item: pytest.Item, state: SessionState) -> Path | None:
     """Where ``item``'s store is (or will be) kept, ``None`` if it is removed at teardown."""
     keep = state.settings.keep
     if state.kept_session is None or not (keep == "all" or (keep == "failed" and item.stash.get(FAILED_KEY, False))):
@@ -245,7 +246,9 @@ def metaflow_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
         path = _kept.fresh(_kept.target(state.kept_session, request.node.nodeid))
     store = _store.Store(path, use_config=state.settings.use_config)
     launcher = marker_options(request.node).get("launcher", state.settings.launcher)
-    store.extra_env.update(_launcher.env(_launcher.validate(launcher, f"@pytest.mark.metaflow(launcher=...) on {request.node.nodeid}")))
+    store.extra_env.update(
+        _launcher.env(_launcher.validate(launcher, f"@pytest.mark.metaflow(launcher=...) on {request.node.nodeid}"))
+    )
     request.node.stash[STORE_KEY] = store
     with contextlib.ExitStack() as stack:
         stack.callback(_dispose, request.node, store, state)
@@ -278,7 +281,7 @@ def runner(request: pytest.FixtureRequest, metaflow_store: _store.Store) -> Iter
         guard.check(runners)
 
 
-def _guard(state: SessionState, store: _store.Store, *, bare_runs: bool = True) -> Optional[_leakguard.LeakGuard]:
+def _guard(state: SessionState, store: _store.Store, *, bare_runs: bool = True) -> _leakguard.LeakGuard | None:
     if not state.settings.leak_guard:
         return None
     return _leakguard.LeakGuard(store.tmp, files=not store.use_config, bare_runs=bare_runs)
@@ -289,12 +292,12 @@ class NBRunnerFixture(Protocol):
 
     def __call__(
         self,
-        flow: Union[type, str],
+        flow: type | str,
         *,
-        show_output: Optional[bool] = None,
-        profile: Optional[str] = None,
-        env: Optional[Dict[str, str]] = None,
-        base_dir: Optional[str] = None,
+        show_output: bool | None = None,
+        profile: str | None = None,
+        env: dict[str, str] | None = None,
+        base_dir: str | None = None,
         file_read_timeout: int = 3600,
         **top_level_kwargs: Any,
     ) -> _notebook.FixtureNBRunner: ...
@@ -332,13 +335,13 @@ class NotebookFixture(Protocol):
 
     def __call__(
         self,
-        path: Union[str, "os.PathLike[str]"],
+        path: str | os.PathLike[str],
         *,
-        timeout: Optional[int] = 600,
+        timeout: int | None = 600,
         kernel_name: str = "python3",
-        cwd: Optional[str] = None,
-        env: Optional[Dict[str, str]] = None,
-    ) -> "nbformat.NotebookNode": ...
+        cwd: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> nbformat.NotebookNode: ...
 
 
 @pytest.fixture
@@ -399,7 +402,7 @@ def runner_factory(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
 
 
 @pytest.fixture
-def artifact_snapshot(request: pytest.FixtureRequest) -> "ArtifactSnapshot":
+def artifact_snapshot(request: pytest.FixtureRequest) -> ArtifactSnapshot:
     """Snapshot assertions on Metaflow results, kept by syrupy (``pytest --snapshot-update``).
 
     ``artifact_snapshot.assert_match(result, *, step=None, names=None, rtol=None, atol=None)``;

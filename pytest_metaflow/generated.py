@@ -21,7 +21,7 @@ import operator
 import runpy
 import warnings
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any
 
 from . import reporting
 from .errors import PytestMetaflowWarning
@@ -32,7 +32,7 @@ _hide = operator.methodcaller("errisinstance", AssertionError)
 _MISSING_INPUTS = "Some input datastores are missing"
 
 
-def load_inputs(path: Union[str, Path]) -> Dict[str, Any]:
+def load_inputs(path: str | Path) -> dict[str, Any]:
     """The ``INPUTS`` dict of a recorded inputs file (a Python module; it is executed)."""
     return dict(runpy.run_path(str(path))["INPUTS"])
 
@@ -43,7 +43,7 @@ def input_key(task: Any) -> str:
     return task.parent.id if index is None else f"{task.parent.id}[{index}]"
 
 
-def _index(task: Any) -> Optional[int]:
+def _index(task: Any) -> int | None:
     try:
         index = task.index
         return None if index is None else int(index)
@@ -63,7 +63,7 @@ def representative_task(run: Any, step: str) -> Any:
     return min(tasks, key=lambda t: (_index(t) or 0, int(t.id) if t.id.isdigit() else 0))
 
 
-def spin_step(runner: Any, base_run: Any, step: str, inputs: Dict[str, Any], *, join: bool = False) -> Any:
+def spin_step(runner: Any, base_run: Any, step: str, inputs: dict[str, Any], *, join: bool = False) -> Any:
     """Spin ``step`` of ``base_run`` with ``inputs`` as the artifacts it reads; return the ``ExecutingTask``.
 
     Parameters
@@ -114,7 +114,7 @@ def spin_step(runner: Any, base_run: Any, step: str, inputs: Dict[str, Any], *, 
             raise
 
 
-def step_outputs(spun: Any, base_run: Any, inputs: Dict[str, Any], *, join: bool = False) -> List[str]:
+def step_outputs(spun: Any, base_run: Any, inputs: dict[str, Any], *, join: bool = False) -> list[str]:
     """The names of the artifacts the spun step set, as opposed to those it passed down.
 
     An artifact is passed down when it holds the value its step was fed under
@@ -170,7 +170,7 @@ def step_outputs(spun: Any, base_run: Any, inputs: Dict[str, Any], *, join: bool
     return sorted(names)
 
 
-def _passed_down(value: Any, name: str, recorded: Dict[str, Any], parent: Any) -> bool:
+def _passed_down(value: Any, name: str, recorded: dict[str, Any], parent: Any) -> bool:
     # The base run's parent counts too: after a change upstream it may pass down
     # an artifact the recorded inputs do not have yet; that is not this step's doing.
     if name in recorded and _same(value, recorded[name]):
@@ -191,7 +191,7 @@ def _same(a: Any, b: Any) -> bool:
         return True
 
 
-def _flow_level_names(task: Any) -> List[str]:
+def _flow_level_names(task: Any) -> list[str]:
     try:
         info = task["_graph_info"].data
     except Exception:  # not readable from a spun join task: its parents' values then decide

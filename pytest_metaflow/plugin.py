@@ -7,15 +7,15 @@ disables it). Importing this module does not import metaflow.
 from __future__ import annotations
 
 import os
+from collections.abc import Generator
 from pathlib import Path
-from typing import Any, Generator, List, Optional, Union
+from typing import Any, Union
 
 import pytest
 
-from . import _collect, _coverage, _kept, _launcher, _processes, _summary, reporting
-from . import _store
-from .fixtures import DEFAULT_RUN_TIMEOUT, parse_timeout
+from . import _collect, _coverage, _kept, _launcher, _processes, _store, _summary, reporting
 from .fixtures import (  # noqa: F401  (fixtures are registered by import)
+    DEFAULT_RUN_TIMEOUT,
     FAILED_KEY,
     RUNS_KEY,
     SESSION_KEY,
@@ -26,6 +26,7 @@ from .fixtures import (  # noqa: F401  (fixtures are registered by import)
     kept_path,
     metaflow_store,
     nbrunner,
+    parse_timeout,
     run_notebook,
     runner,
     runner_factory,
@@ -117,7 +118,7 @@ def _flag(config: pytest.Config, name: str) -> bool:
     return bool(config.getini(name) if value is None else value)
 
 
-def _value(config: pytest.Config, name: str) -> "tuple[Any, str]":
+def _value(config: pytest.Config, name: str) -> tuple[Any, str]:
     """``(value, where it came from)``: the command line wins over the ini file."""
     value = config.getoption(name)
     if value is not None:
@@ -143,7 +144,7 @@ def _durations(config: pytest.Config) -> int:
     return number
 
 
-def _timeout(config: pytest.Config) -> Optional[float]:
+def _timeout(config: pytest.Config) -> float | None:
     value, source = _value(config, "metaflow_timeout")
     if value is None or value == "":
         return DEFAULT_RUN_TIMEOUT
@@ -153,7 +154,7 @@ def _timeout(config: pytest.Config) -> Optional[float]:
         raise pytest.UsageError(str(e)) from None
 
 
-def _remote(config: pytest.Config) -> Optional[str]:
+def _remote(config: pytest.Config) -> str | None:
     value, source = _value(config, "metaflow_remote")
     if value is None or value == "":
         return None
@@ -202,7 +203,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         state.watchdog.close()
 
 
-def pytest_report_header(config: pytest.Config) -> List[str]:
+def pytest_report_header(config: pytest.Config) -> list[str]:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -224,7 +225,7 @@ def pytest_report_header(config: pytest.Config) -> List[str]:
     ]
 
 
-def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Optional[pytest.Collector]:
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     return _collect.collect_file(file_path, parent, parent.config.stash[SESSION_KEY].settings.collect)
 
 
@@ -314,13 +315,15 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     runs = item.stash.get(RUNS_KEY, [])
-    infos: List[_summary.RunInfo] = []
+    infos: list[_summary.RunInfo] = []
     if call.when in ("setup", "call"):
         # Read the runs now: at teardown their store is gone. JUnit XML shows
         # user_properties as <property> elements.
-        infos = [i for i in (_summary.run_info(r, item.nodeid) for r in runs[item.stash.get(_SEEN_KEY, 0):]) if i]
+        infos = [i for i in (_summary.run_info(r, item.nodeid) for r in runs[item.stash.get(_SEEN_KEY, 0) :]) if i]
         item.stash[_SEEN_KEY] = len(runs)
         item.user_properties.extend(("metaflow_run", f"{i['pathspec']} {i['status']}") for i in infos)
     report = yield
@@ -356,7 +359,7 @@ class _ReportCollector:
 
     def __init__(self, state: SessionState) -> None:
         self.state = state
-        self.kept: List[str] = []
+        self.kept: list[str] = []
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.state.run_infos.extend(getattr(report, "metaflow_runs", ()))

@@ -7,7 +7,7 @@ by duck typing, so importing this module does not import metaflow.
 from __future__ import annotations
 
 import re
-from typing import Any, List, Optional, Tuple
+from typing import Any
 
 TAIL_LINES = 20
 # Under -v a tail is this long (a failing step's log can be megabytes); -vv shows all.
@@ -19,7 +19,7 @@ verbosity = 0
 TRUNCATED = "[TRUNCATED - MAXIMUM LOG FILE SIZE REACHED]"
 
 
-def split(result: Any) -> Tuple[Optional[Any], Any]:
+def split(result: Any) -> tuple[Any | None, Any]:
     """``(executing process or None, client object)`` for any accepted result."""
     if hasattr(result, "command_obj"):
         return result, getattr(result, "run", None) or getattr(result, "task", None)
@@ -30,7 +30,7 @@ def kind(obj: Any) -> str:
     return getattr(obj, "_NAME", type(obj).__name__.lower())
 
 
-def check_type(result: Any, allowed: Tuple[str, ...], helper: str) -> None:
+def check_type(result: Any, allowed: tuple[str, ...], helper: str) -> None:
     _, obj = split(result)
     if kind(obj) not in allowed:
         raise TypeError(
@@ -76,9 +76,9 @@ def hide_metaflow_frames(text: str) -> str:
     if verbosity > 0:
         return text
     mf_dir = _metaflow_dir()
-    out: List[str] = []
+    out: list[str] = []
     hidden = 0
-    skip_indent: Optional[int] = None
+    skip_indent: int | None = None
     for line in text.splitlines():
         m = _FRAME.match(line)
         if m:
@@ -99,12 +99,12 @@ def indent(text: str, prefix: str = "    ") -> str:
     return "\n".join(prefix + line for line in text.splitlines()) if text else prefix + "<empty>"
 
 
-def steps(run: Any) -> List[Any]:
+def steps(run: Any) -> list[Any]:
     """The run's steps in execution order."""
     return sorted(run, key=lambda s: (s.created_at, s.id))
 
 
-def tasks(result: Any, step: Optional[str] = None) -> List[Any]:
+def tasks(result: Any, step: str | None = None) -> list[Any]:
     """Tasks of a run (or of one of its steps); a task result is its own single task."""
     _, obj = split(result)
     if kind(obj) == "task":
@@ -136,7 +136,7 @@ def status(result: Any) -> str:
     return "failed" if obj.finished or failed_tasks(obj) else "running"
 
 
-def failed_tasks(obj: Any) -> List[Any]:
+def failed_tasks(obj: Any) -> list[Any]:
     """Tasks that ended without success (for a task: itself if it failed)."""
     candidates = [obj] if kind(obj) == "task" else [t for s in steps(obj) for t in s]
     return [t for t in candidates if not t.successful and (t.exception is not None or log_of(t, "stderr"))]
@@ -146,7 +146,7 @@ def exception_text(task: Any) -> str:
     exc = task.exception
     if exc is None:
         return "no exception recorded (the task was killed or died)"
-    name = exc.type[len("builtins."):] if exc.type.startswith("builtins.") else exc.type
+    name = exc.type[len("builtins.") :] if exc.type.startswith("builtins.") else exc.type
     return f"{name}: {exc.exception}"
 
 
@@ -256,14 +256,14 @@ def failure_reason(stderr: str, stdout: str) -> str:
         return "    " + ours[-1]
     lines = [line for line in text.splitlines() if line.strip()]
     if _TRACEBACK in text:
-        tb = text[text.rindex(_TRACEBACK):].splitlines()
+        tb = text[text.rindex(_TRACEBACK) :].splitlines()
         where = [line.strip() for line in tb if line.strip().startswith('File "')]
         return "\n".join(["    " + _exception_line(tb)] + (["    at " + where[-1]] if where else []))
     lines = [line for line in lines if not line.strip().startswith(_BANNER)]
     return "\n".join(lines[-12:])
 
 
-def _exception_line(traceback: List[str]) -> str:
+def _exception_line(traceback: list[str]) -> str:
     """``ValueError: boom`` out of a traceback, skipping Metaflow's lines after it."""
     import keyword
 
@@ -273,10 +273,10 @@ def _exception_line(traceback: List[str]) -> str:
     return (with_message or [line for line in named if line != "Task failed."] or lines or [""])[-1]
 
 
-def _spun(command: List[str]) -> Optional[str]:
+def _spun(command: list[str]) -> str | None:
     """The pathspec of a ``spin`` command line, ``None`` for anything else."""
     if "spin" in command:
-        rest = command[command.index("spin") + 1:]
+        rest = command[command.index("spin") + 1 :]
         return rest[0] if rest and not rest[0].startswith("-") else "?"
     return None
 
@@ -285,16 +285,16 @@ _REMOTE_REFUSED = re.compile(r"@(kubernetes|batch)\b.* decorator requires --data
 _ENVIRONMENT_REFUSED = re.compile(r"@(conda|pypi)(_base)?\b.* decorator requires --environment")
 
 
-def hints(reason: str) -> List[str]:
+def hints(reason: str) -> list[str]:
     """What the user can do about a start failure the plugin recognizes."""
     if _REMOTE_REFUSED.search(reason):
         return [
-            "hint: --metaflow-remote=local (or runner(..., remote=\"local\")) runs @kubernetes/@batch "
-            "steps locally in tests; remote=\"keep\" needs your S3 datastore and cluster (--metaflow-use-config)"
+            'hint: --metaflow-remote=local (or runner(..., remote="local")) runs @kubernetes/@batch '
+            'steps locally in tests; remote="keep" needs your S3 datastore and cluster (--metaflow-use-config)'
         ]
     if _ENVIRONMENT_REFUSED.search(reason):
         return [
-            "hint: @conda/@pypi steps need runner(..., environment=\"conda\") (or \"pypi\"), a micromamba "
+            'hint: @conda/@pypi steps need runner(..., environment="conda") (or "pypi"), a micromamba '
             "binary (on PATH, METAFLOW_PATH_TO_MICROMAMBA, or ~/.metaflowconfig/micromamba, else Metaflow "
             "downloads it) and access to the package index; environments are cached in micromamba's root "
             "prefix and shared by all tests"
@@ -302,7 +302,7 @@ def hints(reason: str) -> List[str]:
     return []
 
 
-def start_failure(flow_file: str, command: List[str], stdout: str, stderr: str, timed_out_after: Optional[float]) -> str:
+def start_failure(flow_file: str, command: list[str], stdout: str, stderr: str, timed_out_after: float | None) -> str:
     """Message of a ``FlowStartError``: the Metaflow process ended before handing back a run.
 
     For a ``spin`` that is the spun step failing: say so, with its exception
@@ -324,10 +324,17 @@ def start_failure(flow_file: str, command: List[str], stdout: str, stderr: str, 
         head = f"Metaflow could not start the run of {flow_file}:"
     if not reason:
         reason = "    (no output: did the flow file get stuck at import, in the Metaflow process?)"
-    return "\n".join([head, reason, *hints(reason), "(full logs: the exception's .stdout and .stderr; command: %s)" % " ".join(command)])
+    return "\n".join(
+        [
+            head,
+            reason,
+            *hints(reason),
+            "(full logs: the exception's .stdout and .stderr; command: {})".format(" ".join(command)),
+        ]
+    )
 
 
-def nothing_written(seconds: Optional[float]) -> str:
+def nothing_written(seconds: float | None) -> str:
     """The timeout text when the Metaflow process printed nothing at all.
 
     Metaflow prints its banner right after importing itself and the flow file;

@@ -37,7 +37,7 @@ class S3ReportFlow(FlowSpec):
     def end(self):
         import boto3  # endpoint and credentials come from the environment
 
-        bucket, key = self.report_url[len("s3://"):].split("/", 1)
+        bucket, key = self.report_url[len("s3://") :].split("/", 1)
         body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
         self.report = body.decode()
         print("report:", self.report.strip())

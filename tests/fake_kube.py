@@ -16,7 +16,7 @@ import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 
@@ -24,10 +24,10 @@ class FakeKube:
     """The server; ``jobs`` (name -> job), ``requests`` ((method, path)), ``patches`` (name -> bodies)."""
 
     def __init__(self) -> None:
-        self.jobs: Dict[str, Dict[str, Any]] = {}
-        self.pods: Dict[str, Dict[str, Any]] = {}
-        self.patches: Dict[str, List[Any]] = {}
-        self.requests: List[Tuple[str, str]] = []
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.pods: dict[str, dict[str, Any]] = {}
+        self.patches: dict[str, list[Any]] = {}
+        self.requests: list[tuple[str, str]] = []
         self.lock = threading.Lock()
         self.job_created = threading.Event()
         handler = type("Handler", (_Handler,), {"kube": self})
@@ -35,7 +35,7 @@ class FakeKube:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> "FakeKube":
+    def __enter__(self) -> FakeKube:
         self._thread.start()
         return self
 
@@ -63,7 +63,7 @@ class FakeKube:
 
     # -- the API ---------------------------------------------------------------
 
-    def create_job(self, namespace: str, body: Dict[str, Any]) -> Dict[str, Any]:
+    def create_job(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         meta = body.setdefault("metadata", {})
         name = meta.get("name") or meta.get("generateName", "job-") + uuid.uuid4().hex[:5]
         meta.update(name=name, namespace=namespace, uid=str(uuid.uuid4()))
@@ -86,7 +86,7 @@ class FakeKube:
         self.job_created.set()
         return body
 
-    def patch_job(self, name: str, body: Any) -> Optional[Dict[str, Any]]:
+    def patch_job(self, name: str, body: Any) -> dict[str, Any] | None:
         with self.lock:
             job = self.jobs.get(name)
             if job is None:
@@ -98,7 +98,7 @@ class FakeKube:
                 self.pods[name]["status"] = {"phase": "Failed"}
             return job
 
-    def list_pods(self, query: Dict[str, List[str]]) -> Dict[str, Any]:
+    def list_pods(self, query: dict[str, list[str]]) -> dict[str, Any]:
         selector = query.get("labelSelector", [""])[0]
         with self.lock:
             pods = list(self.pods.values())

@@ -122,7 +122,9 @@ def test_foreach_steps_compare_the_list_over_tasks(fanned: Any) -> None:
     assert_artifacts(fanned, step="square", value=[1, 4, 9])
     assert_artifacts(fanned, total=14)
     assert_log_contains(fanned, "squared 3 -> 9", step="square")
-    with pytest.raises(AssertionError, match=r"the 3 tasks of step 'square' differ:\n    value: expected \[1, 4\], got \[1, 4, 9\]"):
+    with pytest.raises(
+        AssertionError, match=r"the 3 tasks of step 'square' differ:\n    value: expected \[1, 4\], got \[1, 4, 9\]"
+    ):
         assert_artifacts(fanned, step="square", value=[1, 4])
 
 
@@ -202,7 +204,7 @@ def test_frame_mismatch_names_column_row_and_dtype(arrays: Any) -> None:
     wrong = frame.copy()
     wrong.loc["z", "b"] = 9.0
     msg = _failure(arrays, frame=wrong)
-    assert 'frame: DataFrames differ:' in msg
+    assert "frame: DataFrames differ:" in msg
     assert 'column name="b"' in msg
     assert "row 'z', column 'b': expected 9.0, got 2.5" in msg
     msg = _failure(arrays, frame=frame.astype({"a": "float64"}))
@@ -313,7 +315,9 @@ def test_run_failed_outside_any_task(runner: Any) -> None:
         assert_run_failed(result, match="no such text")
     with pytest.raises(AssertionError) as info:
         assert_run_succeeded(result)
-    assert "no task failed; the Metaflow runtime stopped the run: Step start (task-id 1) failed: Foreach" in str(info.value)
+    assert "no task failed; the Metaflow runtime stopped the run: Step start (task-id 1) failed: Foreach" in str(
+        info.value
+    )
     with pytest.raises(AssertionError, match="has no task of its end step 'end'"):
         assert_artifacts(result, items=[0, 1, 2, 3])
     assert_artifacts(result, step="start", items=[0, 1, 2, 3])

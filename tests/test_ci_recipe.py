@@ -202,8 +202,12 @@ def test_workflow_command_runs_on_a_flow_repo(flow_repo: Path) -> None:
     client = subprocess.run(
         [sys.executable, "-c", snippet + "\nprint(run.data.total, run['start'].task.data.squares)"],
         cwd=flow_repo.parent,
-        env={**env, "METAFLOW_USER": "dev", "METAFLOW_HOME": str(flow_repo.parent),
-             "METAFLOW_CLIENT_CACHE_PATH": str(flow_repo.parent / "client_cache")},
+        env={
+            **env,
+            "METAFLOW_USER": "dev",
+            "METAFLOW_HOME": str(flow_repo.parent),
+            "METAFLOW_CLIENT_CACHE_PATH": str(flow_repo.parent / "client_cache"),
+        },
         capture_output=True,
         text=True,
         timeout=300,

@@ -11,7 +11,7 @@ from pytest_metaflow._collect import FlowCase, inspect_flow_file
 
 from .conftest import FLOWS
 
-CASES_FLOW = '''
+CASES_FLOW = """
 from metaflow import FlowSpec, Parameter, step
 
 PYTEST_METAFLOW = {
@@ -44,7 +44,7 @@ class CasesFlow(FlowSpec):
 
 if __name__ == "__main__":
     CasesFlow()
-'''
+"""
 
 INI = """
 [pytest]
@@ -110,7 +110,9 @@ def _flow_items() -> list:
 
 def test_collects_one_item_per_case(flows: pytest.Pytester) -> None:
     result = flows.runpytest_subprocess("--metaflow-collect=*.py", "--collect-only", "-q")
-    cases = [f"flows/cases.py::CasesFlow[{c}]" for c in ("small", "big", "negative", "wrongly_expected", "badtype", "later")]
+    cases = [
+        f"flows/cases.py::CasesFlow[{c}]" for c in ("small", "big", "negative", "wrongly_expected", "badtype", "later")
+    ]
     items = _flow_items()
     before = [i for i in items if i < "flows/"]
     after = [i for i in items if i > "flows/"]
@@ -126,7 +128,9 @@ def test_collects_one_item_per_case(flows: pytest.Pytester) -> None:
 def test_glob_with_a_slash_matches_the_rootdir_relative_path(flows: pytest.Pytester) -> None:
     flows.makeini(INI + "metaflow_collect =\n    flows/*.py\n    hello.py\n")
     result = flows.runpytest_subprocess("--collect-only", "-q")
-    result.stdout.fnmatch_lines(["flows/cases.py::CasesFlow[small]", "hello.py::HelloFlow", "test_inline.py::test_plain"])
+    result.stdout.fnmatch_lines(
+        ["flows/cases.py::CasesFlow[small]", "hello.py::HelloFlow", "test_inline.py::test_plain"]
+    )
     result.stdout.no_fnmatch_line("failing.py*")
     # The command line replaces the ini list.
     result = flows.runpytest_subprocess("--metaflow-collect=failing.py", "--collect-only", "-q")
@@ -142,7 +146,7 @@ def test_cases_run_and_fail_with_the_run_digest(flows: pytest.Pytester) -> None:
             "*_ FailingFlow _*",
             "expected a successful run, but run FailingFlow/* is failed",
             "step 'boom' failed (task FailingFlow/*/boom/*): ValueError: bad alpha 42",
-            "*raise ValueError(\"bad alpha 42\")",
+            '*raise ValueError("bad alpha 42")',
         ]
     )
     out.fnmatch_lines(
@@ -187,9 +191,9 @@ def test_keyword_marker_and_last_failed_selection_under_xdist(flows: pytest.Pyte
 
 def test_case_timeout_kills_the_run(flows: pytest.Pytester) -> None:
     (flows.path / "slow.py").write_text(
-        (flows.path / "slow.py").read_text().replace(
-            "class SlowFlow", 'PYTEST_METAFLOW = {"timeout": 3}\n\n\nclass SlowFlow'
-        )
+        (flows.path / "slow.py")
+        .read_text()
+        .replace("class SlowFlow", 'PYTEST_METAFLOW = {"timeout": 3}\n\n\nclass SlowFlow')
     )
     result = flows.runpytest_subprocess("--metaflow-collect=slow.py")
     result.assert_outcomes(failed=1, passed=1)
@@ -201,15 +205,23 @@ def test_case_timeout_kills_the_run(flows: pytest.Pytester) -> None:
 @pytest.mark.parametrize(
     "declaration, message",
     [
-        ('PYTEST_METAFLOW = {"cases": {"a": {"parms": {}}}}', "*PYTEST_METAFLOW?'cases'??'a'?: unknown key(s) 'parms'; known: params, *"),
-        ('PYTEST_METAFLOW = {"cases": {"a": {"expect": "boom"}}}', "*'expect' must be 'success' or 'failure', got 'boom'"),
+        (
+            'PYTEST_METAFLOW = {"cases": {"a": {"parms": {}}}}',
+            "*PYTEST_METAFLOW?'cases'??'a'?: unknown key(s) 'parms'; known: params, *",
+        ),
+        (
+            'PYTEST_METAFLOW = {"cases": {"a": {"expect": "boom"}}}',
+            "*'expect' must be 'success' or 'failure', got 'boom'",
+        ),
         ("PYTEST_METAFLOW = dict(cases={})", "*PYTEST_METAFLOW must be a literal*read without importing the flow"),
         ('PYTEST_METAFLOW = {"timeout": -1}', "*'timeout' must be a positive number of seconds, got -1"),
     ],
 )
 def test_bad_declarations_are_collection_errors(flow_pytester: pytest.Pytester, declaration: str, message: str) -> None:
     source = (flow_pytester.path / "hello.py").read_text()
-    (flow_pytester.path / "hello.py").write_text(source.replace("class HelloFlow", declaration + "\n\n\nclass HelloFlow"))
+    (flow_pytester.path / "hello.py").write_text(
+        source.replace("class HelloFlow", declaration + "\n\n\nclass HelloFlow")
+    )
     result = flow_pytester.runpytest_subprocess("--metaflow-collect=hello.py")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*ERROR collecting hello.py*", message])
@@ -237,7 +249,10 @@ def test_flow_detection(tmp_path) -> None:
     assert found is not None and found[0] == "Mine" and found[2] == [FlowCase(name=None)]
     # A base flow (no __main__ block starting it) is not a flow.
     assert inspect("import metaflow\nclass A(metaflow.FlowSpec):\n    pass\n") is None
-    assert inspect("import metaflow\nclass A(metaflow.FlowSpec):\n    pass\nif __name__ == '__main__':\n    A()\n")[0] == "A"
+    assert (
+        inspect("import metaflow\nclass A(metaflow.FlowSpec):\n    pass\nif __name__ == '__main__':\n    A()\n")[0]
+        == "A"
+    )
     assert inspect("class NotAFlow:\n    pass\n") is None
     # Top-level keys are defaults that cases override.
     cases = inspect(
@@ -272,7 +287,7 @@ class TrackedFlowSpec(FlowSpec):
         pass
 '''
 
-CHILD_FLOW = '''
+CHILD_FLOW = """
 from base import TrackedFlowSpec
 
 
@@ -282,9 +297,9 @@ class ChildFlow(TrackedFlowSpec):
 
 if __name__ == "__main__":
     ChildFlow()
-'''
+"""
 
-TEMPLATE = '''
+TEMPLATE = """
 {head}
 from metaflow import FlowSpec, step{imports}
 {body}
@@ -301,7 +316,7 @@ class {name}(FlowSpec):{attrs}
 
 if __name__ == "__main__":
     {name}()
-'''
+"""
 
 
 def _flow(name: str, head: str = "", imports: str = "", body: str = "", attrs: str = "") -> str:
@@ -337,11 +352,15 @@ def test_collect_never_aborts_the_session(flow_pytester: pytest.Pytester) -> Non
             "FlowStartError: importing the flow file *broken_import.py failed: ModuleNotFoundError: No module named 'not_a_module_xyz'",
         ]
     )
-    out.fnmatch_lines(["*_ ExitFlow _*", "*exits.py ended the process with exit code 3 (os._exit() or a crash) while being imported*"])
+    out.fnmatch_lines(
+        ["*_ ExitFlow _*", "*exits.py ended the process with exit code 3 (os._exit() or a crash) while being imported*"]
+    )
     out.fnmatch_lines(["*_ SysExitFlow _*", "*sys_exits.py called sys.exit(0) while being imported*"])
     out.fnmatch_lines(["*_ ConfigFlow?missing? _*", "*missing configuration for 'cfg'*"])
-    out.fnmatch_lines(["*_ undecodable _*", "*undecodable.py is not valid utf-8 (byte 0xe9 on line *); *coding cookie*"])
-    passed = sorted(l.split()[1] for l in result.outlines if l.startswith("PASSED "))
+    out.fnmatch_lines(
+        ["*_ undecodable _*", "*undecodable.py is not valid utf-8 (byte 0xe9 on line *); *coding cookie*"]
+    )
+    passed = sorted(line.split()[1] for line in result.outlines if line.startswith("PASSED "))
     assert passed == [
         "real/child_flow.py::ChildFlow",
         "real/latin.py::LatinFlow",

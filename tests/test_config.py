@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 
-CONFIG_FLOW = '''
+CONFIG_FLOW = """
 from metaflow import Config, FlowSpec, IncludeFile, Parameter, config_expr, step
 
 
@@ -32,9 +32,9 @@ class ConfigFlow(FlowSpec):
 
 if __name__ == "__main__":
     ConfigFlow()
-'''
+"""
 
-INCLUDE_FLOW = '''
+INCLUDE_FLOW = """
 from metaflow import FlowSpec, IncludeFile, step
 
 
@@ -53,9 +53,9 @@ class IncludeFlow(FlowSpec):
 
 if __name__ == "__main__":
     IncludeFlow()
-'''
+"""
 
-SESSION = '''
+SESSION = """
 import os
 
 import pytest
@@ -115,7 +115,7 @@ def test_relative_include_file_default(runner):
     assert f"relative path 'data.txt' was looked up from the run's working directory {os.getcwd()}" in message
     assert "pass cwd=FLOW_DIR" in message
     assert runner("flows/include_flow.py", cwd=FLOW_DIR).run().run.data.text == "included"
-'''
+"""
 
 
 @pytest.fixture

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Dict, List, Set
 
 import pytest
-
 
 TEST_LEFT = """
 def test_left(runner):
@@ -38,12 +36,12 @@ def cov_pytester(flow_pytester: pytest.Pytester) -> pytest.Pytester:
     return flow_pytester
 
 
-def _lines(pytester: pytest.Pytester, flow: str, *needles: str) -> List[int]:
+def _lines(pytester: pytest.Pytester, flow: str, *needles: str) -> list[int]:
     text = (pytester.path / flow).read_text().splitlines()
     return [next(i for i, line in enumerate(text, 1) if needle in line) for needle in needles]
 
 
-def _measured(pytester: pytest.Pytester, report: str, flow: str) -> Dict[str, Set[int]]:
+def _measured(pytester: pytest.Pytester, report: str, flow: str) -> dict[str, set[int]]:
     files = json.loads((pytester.path / report).read_text())["files"]
     data = next(v for k, v in files.items() if k.endswith(flow))
     return {"executed": set(data["executed_lines"]), "missing": set(data["missing_lines"])}
@@ -63,7 +61,7 @@ def _run(pytester: pytest.Pytester, *args: str) -> None:
 
 
 @pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
-def test_coverage_run_measures_steps(cov_pytester: pytest.Pytester, xdist: List[str]) -> None:
+def test_coverage_run_measures_steps(cov_pytester: pytest.Pytester, xdist: list[str]) -> None:
     source = f"--source={cov_pytester.path}"
     _run(cov_pytester, "-m", "coverage", "run", source, "-m", "pytest", "-p", "no:cov", *xdist)
     # Flow processes write parallel data files; --append keeps pytest's own .coverage.
@@ -71,11 +69,14 @@ def test_coverage_run_measures_steps(cov_pytester: pytest.Pytester, xdist: List[
     _run(cov_pytester, "-m", "coverage", "json", "-o", "cov.json")
     _assert_only_left_side(cov_pytester, "cov.json")
     # pytest's own data is still there: the test file's body ran in pytest.
-    assert _lines(cov_pytester, "test_left.py", "assert runner")[0] in _measured(cov_pytester, "cov.json", "test_left.py")["executed"]
+    assert (
+        _lines(cov_pytester, "test_left.py", "assert runner")[0]
+        in _measured(cov_pytester, "cov.json", "test_left.py")["executed"]
+    )
 
 
 @pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
-def test_pytest_cov_measures_steps(cov_pytester: pytest.Pytester, xdist: List[str]) -> None:
+def test_pytest_cov_measures_steps(cov_pytester: pytest.Pytester, xdist: list[str]) -> None:
     # pytest-cov combines the flow processes' data files by itself.
     _run(cov_pytester, "-m", "pytest", f"--cov={cov_pytester.path}", "--cov-report=json:cov.json", *xdist)
     _assert_only_left_side(cov_pytester, "cov.json")

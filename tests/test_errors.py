@@ -46,7 +46,7 @@ def test_syntax_error_names_file_and_line(runner: Any, tmp_path: Path) -> None:
 
 def test_missing_main_guard_fails_fast(runner: Any, tmp_path: Path) -> None:
     flow = write(tmp_path, HELLO.split("if __name__")[0])
-    with pytest.raises(InvalidFlowError, match="has no `if __name__ == \"__main__\":` block"):
+    with pytest.raises(InvalidFlowError, match='has no `if __name__ == "__main__":` block'):
         runner(flow)
 
 
@@ -79,7 +79,9 @@ def test_import_error_in_the_child_shows_exception_and_line(runner: Any, tmp_pat
 @pytest.mark.parametrize(
     "kwargs, error", [({"beta": 1}, "beta"), ({"alpha": "many"}, "alpha")], ids=["unknown", "ill-typed"]
 )
-def test_bad_parameters_keep_metaflows_message_and_the_cwd(runner: Any, tmp_path: Path, kwargs: dict, error: str) -> None:
+def test_bad_parameters_keep_metaflows_message_and_the_cwd(
+    runner: Any, tmp_path: Path, kwargs: dict, error: str
+) -> None:
     cwd = os.getcwd()
     with pytest.raises((TypeError, ValueError), match=error):
         runner(FLOWS / "hello.py", cwd=str(tmp_path)).run(**kwargs)

@@ -12,7 +12,7 @@ import textwrap
 
 import pytest
 
-FLOW = '''
+FLOW = """
 {head}from metaflow import FlowSpec, Parameter, step
 {imports}
 
@@ -30,14 +30,14 @@ class {name}(FlowSpec):
 
 if __name__ == "__main__":
     {name}()
-'''
+"""
 
 
 def flow(name: str, *, head: str = "", imports: str = "", attrs: str = "    pass", start: str = "        pass") -> str:
     return FLOW.format(name=name, head=head, imports=imports, attrs=attrs, start=start)
 
 
-SESSION = '''
+SESSION = """
 import os
 import sys
 
@@ -97,7 +97,7 @@ def test_bad_parameter_is_reported_at_the_call(runner):
 
 def test_still_alive():
     pass
-'''
+"""
 
 HELPERS_FLOW_ATTRS = '    which = Parameter("which", default=helpers.WHICH)\n'
 HELPERS_FLOW_START = "        self.used = helpers.WHICH"
@@ -117,7 +117,9 @@ def test_flow_imports_are_isolated_and_safe(pytester: pytest.Pytester) -> None:
     (pkg / "__init__.py").write_text("")
     (pkg / "util.py").write_text("K = 7\n")
     (pkg / "pflow.py").write_text(flow("PkgFlow", imports="from pkg.util import K", start="        self.k = K"))
-    latin = flow("LatinFlow", head="# -*- coding: latin-1 -*-\n", imports='NAME = "café"', start="        self.word = NAME")
+    latin = flow(
+        "LatinFlow", head="# -*- coding: latin-1 -*-\n", imports='NAME = "café"', start="        self.word = NAME"
+    )
     (p.path / "latin.py").write_bytes(latin.encode("latin-1"))
     (p.path / "exits.py").write_text(flow("ExitFlow", imports="import os\nos._exit(3)"))
     (p.path / "sys_exits.py").write_text(flow("SysExitFlow", imports="import sys\nsys.exit(0)"))
@@ -132,7 +134,7 @@ def test_flow_imports_are_isolated_and_safe(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         [
             "*_ test_bad_parameter_is_reported_at_the_call _*",
-            ">       runner(\"a/flow.py\").run(nope=1)",
+            '>       runner("a/flow.py").run(nope=1)',
             "E       ValueError: *flow.py: Unknown argument: 'nope', possible args are: which, *",
         ]
     )

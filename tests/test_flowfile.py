@@ -17,7 +17,7 @@ from pytest_metaflow import FlowStartError, InvalidFlowError
 from pytest_metaflow._flowfile import check, inspect, locate, read_source
 from pytest_metaflow._flowimport import forget, isolated_imports, validate
 
-FLOW = '''
+FLOW = """
 from metaflow import FlowSpec, step
 
 class {name}(FlowSpec):
@@ -28,7 +28,7 @@ class {name}(FlowSpec):
     @step
     def end(self):
         pass
-'''
+"""
 MAIN = '\nif __name__ == "__main__":\n    {name}()\n'
 
 
@@ -39,7 +39,9 @@ def write(path: Path, text: str) -> Path:
 
 
 def test_latin1_coding_cookie_is_decoded_like_python(tmp_path: Path) -> None:
-    source = "# -*- coding: latin-1 -*-\n" + FLOW.format(name="CafeFlow") + 'NAME = "café"\n' + MAIN.format(name="CafeFlow")
+    source = (
+        "# -*- coding: latin-1 -*-\n" + FLOW.format(name="CafeFlow") + 'NAME = "café"\n' + MAIN.format(name="CafeFlow")
+    )
     path = tmp_path / "cafe.py"
     path.write_bytes(source.encode("latin-1"))
     assert 'NAME = "café"' in read_source(path)
@@ -86,7 +88,9 @@ def test_one_rule_base_flows_are_not_flows(tmp_path: Path) -> None:
     base = write(tmp_path / "base.py", FLOW.format(name="TrackedFlowSpec"))
     info = inspect(base)
     assert info.flow == "TrackedFlowSpec" and not info.has_main and not info.is_flow
-    with pytest.raises(InvalidFlowError, match="defines TrackedFlowSpec but has no `if __name__ == \"__main__\":` block.*base flow"):
+    with pytest.raises(
+        InvalidFlowError, match='defines TrackedFlowSpec but has no `if __name__ == "__main__":` block.*base flow'
+    ):
         check(str(base))
     # A flow whose base class is imported: the __main__ block names it.
     child = write(
@@ -110,7 +114,10 @@ def test_isolated_imports_give_each_flow_its_own_siblings(tmp_path: Path, monkey
     seen = []
     for name in ("a", "b"):
         write(tmp_path / name / "helpers.py", f"WHICH = {name!r}\n")
-        flow = write(tmp_path / name / "flow.py", "import helpers\nimport sys\nsys.path.append('/nowhere')\nVALUE = helpers.WHICH\n")
+        flow = write(
+            tmp_path / name / "flow.py",
+            "import helpers\nimport sys\nsys.path.append('/nowhere')\nVALUE = helpers.WHICH\n",
+        )
         path_before = list(sys.path)
         namespace: dict = {}
         with isolated_imports(str(flow)):
@@ -137,10 +144,19 @@ def test_package_layout_flow_imports_its_package(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "module_code, expected",
     [
-        ("import os\nos._exit(3)\n", r"ended the process with exit code 3 \(os._exit\(\) or a crash\) while being imported"),
+        (
+            "import os\nos._exit(3)\n",
+            r"ended the process with exit code 3 \(os._exit\(\) or a crash\) while being imported",
+        ),
         ("import sys\nsys.exit(0)\n", r"called sys.exit\(0\) while being imported; module-level code must not exit"),
-        ("import not_a_module_xyz\n", r"^importing the flow file .*bad.py failed: ModuleNotFoundError: No module named 'not_a_module_xyz'\n    at .*bad.py, line 1: import not_a_module_xyz$"),
-        ("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n", r"was killed by signal SIGKILL while being imported"),
+        (
+            "import not_a_module_xyz\n",
+            r"^importing the flow file .*bad.py failed: ModuleNotFoundError: No module named 'not_a_module_xyz'\n    at .*bad.py, line 1: import not_a_module_xyz$",
+        ),
+        (
+            "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n",
+            r"was killed by signal SIGKILL while being imported",
+        ),
     ],
 )
 def test_module_level_exit_or_error_is_a_flow_start_error(tmp_path: Path, module_code: str, expected: str) -> None:
@@ -169,5 +185,7 @@ def test_slow_module_level_code_is_bounded_by_the_timeout(tmp_path: Path) -> Non
 
     path = tmp_path / "slow.py"
     path.write_text("import time\ntime.sleep(600)\n")
-    with pytest.raises(RunTimeoutError, match="importing the flow file .*slow.py took more than the run timeout of 2 s"):
+    with pytest.raises(
+        RunTimeoutError, match="importing the flow file .*slow.py took more than the run timeout of 2 s"
+    ):
         validate(str(path), path.read_text(), timeout=2)

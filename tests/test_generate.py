@@ -7,7 +7,6 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional
 
 import pytest
 
@@ -22,7 +21,7 @@ def _not_an_xdist_worker(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(var, raising=False)
 
 
-def generate(pytester: pytest.Pytester, *args: str, env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
+def generate(pytester: pytest.Pytester, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run the console script's code in a fresh interpreter (as the installed script would)."""
     return subprocess.run(
         [sys.executable, "-c", "import sys; from pytest_metaflow.cli import main; sys.exit(main())", "generate", *args],
@@ -47,7 +46,7 @@ def edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new))
 
 
-def failed_tests(result: pytest.RunResult) -> List[str]:
+def failed_tests(result: pytest.RunResult) -> list[str]:
     return sorted(line.split("::")[1].split()[0] for line in result.outlines if line.startswith("FAILED "))
 
 
@@ -68,13 +67,15 @@ def test_linear_flow(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("gen")
     result.assert_outcomes(passed=3, failed=1)
     assert failed_tests(result) == ["test_train"]
-    result.stdout.fnmatch_lines(["*artifacts of step 'train' differ from snapshot test_train[[]train[]]*", "*  b: 0.775* -> 1.775*"])
+    result.stdout.fnmatch_lines(
+        ["*artifacts of step 'train' differ from snapshot test_train[[]train[]]*", "*  b: 0.775* -> 1.775*"]
+    )
 
     pytester.runpytest_subprocess("gen", "--snapshot-update").assert_outcomes(passed=4)
     pytester.runpytest_subprocess("gen").assert_outcomes(passed=4)
 
     # A one-line change that sets a new artifact: the step's test fails, naming it.
-    edit(flow, "        print(f\"loss {self.loss:.4f}\")\n", "        self.rmse = self.loss**0.5\n")
+    edit(flow, '        print(f"loss {self.loss:.4f}")\n', "        self.rmse = self.loss**0.5\n")
     result = pytester.runpytest_subprocess("gen", "-n", "2")
     result.assert_outcomes(passed=3, failed=1)
     assert failed_tests(result) == ["test_evaluate"]
@@ -150,8 +151,14 @@ def test_an_existing_run_read_through_the_users_configuration(pytester: pytest.P
         "METAFLOW_USER": "tester",
         "METAFLOW_CLIENT_CACHE_PATH": str(pytester.path / "client_cache"),  # default: /tmp/metaflow_client
     }
-    subprocess.run([sys.executable, str(flow), "--no-pylint", "run", "--text", "a bb ccc"], env=env, cwd=pytester.path,
-                   check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [sys.executable, str(flow), "--no-pylint", "run", "--text", "a bb ccc"],
+        env=env,
+        cwd=pytester.path,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     run_id = (pytester.path / "mystore" / ".metaflow" / "BranchFlow" / "latest_run").read_text().strip()
     done = generate(pytester, "flows/branch_flow.py", "--run", f"BranchFlow/{run_id}", "--out", "gen", env=env)
     assert done.returncode == 0, done.stderr

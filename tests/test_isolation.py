@@ -94,12 +94,18 @@ def test_an_existing_user_is_kept(flow_pytester: pytest.Pytester, monkeypatch: p
     flow_pytester.runpytest_subprocess().assert_outcomes(passed=1)
 
 
-def test_user_config_does_not_leak_in(flow_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_user_config_does_not_leak_in(
+    flow_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     # A developer profile pointing at S3 and a metadata service must not be used.
     home = tmp_path / "mfhome"
     home.mkdir()
-    config = {"METAFLOW_DEFAULT_DATASTORE": "s3", "METAFLOW_DATASTORE_SYSROOT_S3": "s3://nowhere/x",
-              "METAFLOW_DEFAULT_METADATA": "service", "METAFLOW_SERVICE_URL": "http://127.0.0.1:9/"}
+    config = {
+        "METAFLOW_DEFAULT_DATASTORE": "s3",
+        "METAFLOW_DATASTORE_SYSROOT_S3": "s3://nowhere/x",
+        "METAFLOW_DEFAULT_METADATA": "service",
+        "METAFLOW_SERVICE_URL": "http://127.0.0.1:9/",
+    }
     (home / "config.json").write_text(json.dumps(config))
     monkeypatch.setenv("METAFLOW_HOME", str(home))
     flow_pytester.makepyfile(

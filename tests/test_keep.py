@@ -46,10 +46,18 @@ def test_keep_failed_keeps_only_the_failed_tests_store_and_the_snippet_opens_it(
     start = lines.index("    from metaflow import Flow, Run, metadata, namespace")
     snippet = "\n".join(line[4:] for line in lines[start : start + 4])
     check = snippet + '\nprint(run.successful, run["start"].task.stdout.strip(), run["boom"].task.exception)\n'
-    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, env={"METAFLOW_USER": "someone", "PATH": "/usr/bin:/bin",
-                              # the user's own client: keep its cache (default /tmp/metaflow_client) in tmp
-                              "METAFLOW_CLIENT_CACHE_PATH": str(flow_pytester.path / "client_cache")},
-                         cwd=flow_pytester.path)
+    out = subprocess.run(
+        [sys.executable, "-c", check],
+        capture_output=True,
+        text=True,
+        env={
+            "METAFLOW_USER": "someone",
+            "PATH": "/usr/bin:/bin",
+            # the user's own client: keep its cache (default /tmp/metaflow_client) in tmp
+            "METAFLOW_CLIENT_CACHE_PATH": str(flow_pytester.path / "client_cache"),
+        },
+        cwd=flow_pytester.path,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("False about to fail")
     assert "bad alpha 42" in out.stdout
@@ -58,7 +66,9 @@ def test_keep_failed_keeps_only_the_failed_tests_store_and_the_snippet_opens_it(
 @pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
 def test_keep_all_keeps_every_store(flow_pytester: pytest.Pytester, xdist: list) -> None:
     flow_pytester.makepyfile(TESTS)
-    flow_pytester.makeini("[pytest]\naddopts = -p no:cacheprovider\nasyncio_default_fixture_loop_scope = function\nmetaflow_keep = all\n")
+    flow_pytester.makeini(
+        "[pytest]\naddopts = -p no:cacheprovider\nasyncio_default_fixture_loop_scope = function\nmetaflow_keep = all\n"
+    )
     basetemp = flow_pytester.path / "bt"
     result = flow_pytester.runpytest_subprocess(f"--basetemp={basetemp}", *xdist)
     result.assert_outcomes(passed=1, failed=1)
@@ -117,7 +127,9 @@ def test_pruning_spares_live_sessions(tmp_path: Path) -> None:
     assert _kept.is_live(current) and _kept.is_live(kept / "pytest-1") and not _kept.is_live(kept / "pytest-3")
 
 
-def test_a_long_session_keeps_its_stores_while_shorter_ones_prune(flow_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_long_session_keeps_its_stores_while_shorter_ones_prune(
+    flow_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Issue 11.8: one long session and three short ones sharing pytest's temp root."""
     monkeypatch.setenv("PYTEST_DEBUG_TEMPROOT", str(flow_pytester.path / "temproot"))
     (flow_pytester.path / "temproot").mkdir()
@@ -142,14 +154,20 @@ def test_a_long_session_keeps_its_stores_while_shorter_ones_prune(flow_pytester:
     # No --basetemp (unlike runpytest_subprocess): every session gets a numbered
     # base temp dir under the shared temp root, as sessions started by hand do.
     command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--metaflow-keep=all"]
-    long = subprocess.Popen([*command, "test_long.py"], cwd=flow_pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    long = subprocess.Popen(
+        [*command, "test_long.py"], cwd=flow_pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     try:
         deadline = time.monotonic() + 120
-        while not list((flow_pytester.path / "temproot").glob("pytest-of-*/metaflow-kept/pytest-*/*test_long*/.metaflow/HelloFlow")):
+        while not list(
+            (flow_pytester.path / "temproot").glob("pytest-of-*/metaflow-kept/pytest-*/*test_long*/.metaflow/HelloFlow")
+        ):
             assert long.poll() is None and time.monotonic() < deadline, "the long session never ran its flow"
             time.sleep(0.2)
         for _ in range(3):
-            short = subprocess.run([*command, "test_short.py"], cwd=flow_pytester.path, capture_output=True, text=True, timeout=300)
+            short = subprocess.run(
+                [*command, "test_short.py"], cwd=flow_pytester.path, capture_output=True, text=True, timeout=300
+            )
             assert short.returncode == 0, short.stdout
         release.write_text("")
         out, _ = long.communicate(timeout=300)

@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 import psutil
 import pytest
@@ -25,7 +25,7 @@ PROBE = str(Path(__file__).parent / "flows" / "launcher_probe.py")
 _VARYING_METADATA = {"origin-run-id"}
 
 
-def _tasks(run: Any) -> Dict[Tuple[str, str], Any]:
+def _tasks(run: Any) -> dict[tuple[str, str], Any]:
     """Tasks keyed by step and foreach position (task ids depend on launch order)."""
     out = {}
     for step in run:
@@ -34,7 +34,7 @@ def _tasks(run: Any) -> Dict[Tuple[str, str], Any]:
     return out
 
 
-def _metadata(task: Any) -> List[Tuple[str, str, str]]:
+def _metadata(task: Any) -> list[tuple[str, str, str]]:
     return sorted(
         (m.name, m.type, str(m.value))
         for m in task.metadata
@@ -52,7 +52,7 @@ def _comparable(value: Any) -> Any:
     return (type(value).__name__, str(value)) if type(value).__eq__ is object.__eq__ else value
 
 
-def _artifacts(task: Any) -> Dict[str, Any]:
+def _artifacts(task: Any) -> dict[str, Any]:
     return {a.id: _comparable(a.data) for a in task if a.id not in ("how", "hows") and not a.id.startswith("_")}
 
 
@@ -121,7 +121,7 @@ def test_option_and_header(flow_pytester: pytest.Pytester, monkeypatch: pytest.M
     assert "HOWS ['exec']" in result.stdout.str()
 
 
-KILLER = '''
+KILLER = """
 import os, signal, sys, time
 from metaflow import FlowSpec, step
 
@@ -155,7 +155,7 @@ class FanOutFlow(FlowSpec):
 
 if __name__ == "__main__":
     FanOutFlow()
-'''
+"""
 
 
 def _gone(pid: int, timeout: float = 30) -> bool:
@@ -193,7 +193,7 @@ def test_signal_death_and_killed_siblings(runner: Any, tmp_path: Path) -> None:
                 pass
 
 
-BLOCKED = '''
+BLOCKED = """
 import os, time
 from metaflow import FlowSpec, step
 
@@ -213,7 +213,7 @@ class HeldFlow(FlowSpec):
 
 if __name__ == "__main__":
     HeldFlow()
-'''
+"""
 
 
 def test_zygote_and_tasks_die_with_the_runtime(runner: Any, tmp_path: Path) -> None:
@@ -226,7 +226,7 @@ def test_zygote_and_tasks_die_with_the_runtime(runner: Any, tmp_path: Path) -> N
     pids.mkdir()
     r = runner(str(flow), launcher="fork", env={"PIDS": str(pids)})
 
-    async def scenario() -> Tuple[int, List[int], int]:
+    async def scenario() -> tuple[int, list[int], int]:
         executing = await r.async_run()
         runtime = executing.command_obj.process.pid
         deadline = time.monotonic() + 120

@@ -57,7 +57,7 @@ def test_failing_spin_says_the_step_failed_with_its_exception(flow_pytester: pyt
         [
             "E*pytest_metaflow.errors.FlowStartError: the spun step 'boom' failed (spin of FailingFlow/*/boom/* in *failing.py):",
             "E*ValueError: bad alpha 42",
-            '''E*at File "*failing.py", line 15, in boom''',
+            """E*at File "*failing.py", line 15, in boom""",
         ]
     )
     result.stdout.no_fnmatch_line("*could not start the run*")

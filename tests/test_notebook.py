@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import List
 
 import pytest
 
@@ -18,7 +17,7 @@ nbformat = pytest.importorskip(
 pytest.importorskip("nbclient", reason="notebook tests need the extra pytest-metaflow[notebook] (nbclient)")
 pytest.importorskip("ipykernel", reason="notebook tests need the extra pytest-metaflow[notebook] (ipykernel)")
 
-FLOW_CELL = '''\
+FLOW_CELL = """\
 from metaflow import FlowSpec, NBRunner, Parameter, step
 
 
@@ -35,10 +34,10 @@ class SquareFlow(FlowSpec):
         pass
 
 
-run = NBRunner(SquareFlow, pylint=False).nbrun(n=7)'''
+run = NBRunner(SquareFlow, pylint=False).nbrun(n=7)"""
 
 
-def write_notebook(path: Path, cells: List[str]) -> Path:
+def write_notebook(path: Path, cells: list[str]) -> Path:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
@@ -217,7 +216,6 @@ def test_missing_extra_skips_with_the_reason(nb_pytester: pytest.Pytester) -> No
     result.stdout.fnmatch_lines(["SKIPPED*run_notebook needs nbclient: pip install 'pytest-metaflow[[]notebook[]]'"])
 
 
-
 def test_cell_timeout_kills_the_kernel_and_the_runs_it_started(nb_pytester: pytest.Pytester) -> None:
     pids = nb_pytester.mkdir("pids")
     write_notebook(
@@ -295,7 +293,9 @@ def test_unreadable_notebooks_are_one_line_errors(nb_pytester: pytest.Pytester) 
     result = nb_pytester.runpytest_subprocess("--tb=short")
     result.assert_outcomes(failed=3)
     for name in ("broken", "plain", "other"):
-        result.stdout.fnmatch_lines([f"*NotebookError: run_notebook: */{name}.ipynb is not a readable Jupyter notebook*"])
+        result.stdout.fnmatch_lines(
+            [f"*NotebookError: run_notebook: */{name}.ipynb is not a readable Jupyter notebook*"]
+        )
     result.stdout.no_fnmatch_line("*NotJSONError*")
     result.stdout.no_fnmatch_line("*nbformat/*")
     assert len(result.outlines) < 70, result.outlines
@@ -321,7 +321,7 @@ class SleepyFlow(FlowSpec):
 NBRunner(SleepyFlow, pylint=False).nbrun()"""
 
 
-def _descendants_alive(root: int) -> List[int]:
+def _descendants_alive(root: int) -> list[int]:
     import psutil
 
     try:
@@ -344,12 +344,19 @@ def test_sigkill_of_pytest_leaves_no_kernel_run_and_no_flow_file(nb_pytester: py
     env = dict(os.environ, NB_SELFTEST_MARKER=marker)
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--basetemp={nb_pytester.path / 'bt'}"],
-        cwd=nb_pytester.path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=nb_pytester.path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     from pytest_metaflow import _processes
 
-    def marked() -> List[int]:
-        return [p for p in _processes.other_pids() if f"NB_SELFTEST_MARKER={marker}".encode() in (_processes.read_proc(p, "environ") or b"")]
+    def marked() -> list[int]:
+        return [
+            p
+            for p in _processes.other_pids()
+            if f"NB_SELFTEST_MARKER={marker}".encode() in (_processes.read_proc(p, "environ") or b"")
+        ]
 
     try:
         deadline = time.monotonic() + 180

@@ -39,12 +39,16 @@ def test_a_bad_number_in_the_tool_pytest_table_names_the_option(pytester: pytest
     pytester.makepyprojecttoml(PYPROJECT.format(timeout='"soon"'))
     pytester.makepyfile(test_x="def test_x():\n    pass\n")
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    result.stderr.fnmatch_lines(["*ini option metaflow_timeout: the run timeout must be a number of seconds >= 0, got 'soon'*"])
+    result.stderr.fnmatch_lines(
+        ["*ini option metaflow_timeout: the run timeout must be a number of seconds >= 0, got 'soon'*"]
+    )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
 
 
 def test_numbers_as_strings_in_an_ini_file(pytester: pytest.Pytester) -> None:
-    pytester.makeini("[pytest]\nmetaflow_timeout = 90\nmetaflow_durations = 0\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makeini(
+        "[pytest]\nmetaflow_timeout = 90\nmetaflow_durations = 0\nasyncio_default_fixture_loop_scope = function\n"
+    )
     pytester.makepyfile(test_x="def test_x():\n    pass\n")
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.stdout.fnmatch_lines(["metaflow: *, run timeout 90 s", "metaflow: *, durations 0"])

@@ -241,7 +241,19 @@ def test_sdist_tests_run(dists: dict[str, Path], tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_XDIST", "PYTEST_CURRENT"))}
     env.pop("PYTEST_ADDOPTS", None)
     collect = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:syrupy", "--collect-only", "-q", "tests", "sample_flows"],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:syrupy",
+            "--collect-only",
+            "-q",
+            "tests",
+            "sample_flows",
+        ],
         cwd=tree,
         env=env,
         capture_output=True,

@@ -78,7 +78,7 @@ def test_bench_rejects_an_unknown_case(tmp_path: Path) -> None:
     assert "unknown case(s): nope" in proc.stderr
 
 
-COUNTED_FLOW = '''
+COUNTED_FLOW = """
 import os
 from metaflow import FlowSpec, step
 
@@ -98,7 +98,7 @@ class CountedFlow(FlowSpec):
 
 if __name__ == "__main__":
     CountedFlow()
-'''
+"""
 
 
 def test_an_unchanged_flow_file_is_not_reloaded_but_a_changed_one_is(runner, tmp_path: Path) -> None:

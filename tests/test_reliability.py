@@ -22,8 +22,8 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Dict, Iterator, List, Set, Tuple
 
 import pytest
 
@@ -35,14 +35,14 @@ GONE_WITHIN = 20.0  # an upper bound to wait for, not a measured threshold
 MARKER = "PMF_SELFTEST_CENSUS"
 
 
-def wait_gone(tag: str) -> List[str]:
+def wait_gone(tag: str) -> list[str]:
     deadline = time.monotonic() + GONE_WITHIN
     while processes_with(tag) and time.monotonic() < deadline:
         time.sleep(0.2)
     return processes_with(tag)
 
 
-def wait_for(tag: str, needle: str, proc: "subprocess.Popen[bytes]") -> None:
+def wait_for(tag: str, needle: str, proc: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 120
     while not any(needle in p for p in processes_with(tag)):
         assert proc.poll() is None, "inner pytest ended before the flow got going"
@@ -50,7 +50,7 @@ def wait_for(tag: str, needle: str, proc: "subprocess.Popen[bytes]") -> None:
         time.sleep(0.1)
 
 
-def _proc_table() -> Dict[int, "_processes.Proc"]:
+def _proc_table() -> dict[int, _processes.Proc]:
     # /proc directly: the census must not depend on the backend the suite forces.
     table = {}
     for pid in _processes.other_pids() + [os.getpid()]:
@@ -83,14 +83,14 @@ class Census:
             pytest.skip("needs a Linux child subreaper to count leftovers by descent")
         monkeypatch.setenv(MARKER, tag)
         self.before = self._descendants(_proc_table())
-        self._protected: Set[int] = set()  # the inner pytest sessions: their Popen reaps them
+        self._protected: set[int] = set()  # the inner pytest sessions: their Popen reaps them
         self._stop = threading.Event()
         # Orphans of the inner session come here while it runs (a re-forking chain makes
         # hundreds a second): collect the exited ones as they come.
         self._thread = threading.Thread(target=self._reaper, daemon=True)
         self._thread.start()
 
-    def _children(self) -> Dict[int, "_processes.Proc"]:
+    def _children(self) -> dict[int, _processes.Proc]:
         found = {}
         for task in os.listdir("/proc/self/task"):
             for pid in (_processes.read_proc(int(os.getpid()), f"task/{task}/children") or b"").split():
@@ -113,30 +113,38 @@ class Census:
         while time.monotonic() < deadline:
             children = self._children()
             self._reap(children)
-            if not any(p.zombie and p.pid not in self._protected and (p.pid, p.start) not in self.before for p in self._children().values()):
+            if not any(
+                p.zombie and p.pid not in self._protected and (p.pid, p.start) not in self.before
+                for p in self._children().values()
+            ):
                 break
             time.sleep(0.1)
 
-    def _descendants(self, table: Dict[int, "_processes.Proc"]) -> Set[Tuple[int, float]]:
+    def _descendants(self, table: dict[int, _processes.Proc]) -> set[tuple[int, float]]:
         return {(p, table[p].start) for p in _processes._descendants(table, [os.getpid()]) if p != os.getpid()}
 
-    def _reap(self, table: Dict[int, "_processes.Proc"]) -> None:
+    def _reap(self, table: dict[int, _processes.Proc]) -> None:
         # Orphans re-parented to this process: collect the exited ones.
         for proc in table.values():
             if proc.ppid == os.getpid() and not proc.zombie and _is_inner_pytest(proc.pid):
                 self._protected.add(proc.pid)
-            if proc.ppid == os.getpid() and proc.zombie and (proc.pid, proc.start) not in self.before and proc.pid not in self._protected:
+            if (
+                proc.ppid == os.getpid()
+                and proc.zombie
+                and (proc.pid, proc.start) not in self.before
+                and proc.pid not in self._protected
+            ):
                 try:
                     os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG)
                 except ChildProcessError:
                     pass
 
-    def count(self) -> Dict[int, str]:
+    def count(self) -> dict[int, str]:
         """``{pid: how it was found and its command line}`` of live leftovers, now."""
         table = _proc_table()
         self._reap(table)
-        found: Dict[int, List[str]] = {}
-        for pid, start in self._descendants(table) - self.before:
+        found: dict[int, list[str]] = {}
+        for pid, _start in self._descendants(table) - self.before:
             if not table[pid].zombie:
                 found.setdefault(pid, []).append("descendant")
         for pid in _processes.other_pids():
@@ -147,7 +155,7 @@ class Census:
             found.setdefault(int(line.split(":")[0]), []).append("command line")
         return {pid: f"{'+'.join(how)}: {_processes.describe_process(pid)[:200]}" for pid, how in found.items()}
 
-    def leftovers(self) -> List[str]:
+    def leftovers(self) -> list[str]:
         """What is still alive after waiting up to GONE_WITHIN seconds (the watchdog may be at work)."""
         deadline = time.monotonic() + GONE_WITHIN
         while self.count() and time.monotonic() < deadline:
@@ -191,22 +199,29 @@ class Tagged:
     def flow(self, name: str) -> str:
         return f"{self.tag}/{name}"
 
-    def stray_files(self) -> List[str]:
+    def stray_files(self) -> list[str]:
         """Files in TMPDIR, HOME, new ones in the flows' directory and in the cwd (but for basetemp and pytester's own)."""
         found = [str(p) for p in self.tmp.rglob("*")] + [str(p) for p in self.home.rglob("*")]
-        found += [str(self.pytester.path / self.tag / n) for n in set(os.listdir(self.pytester.path / self.tag)) - self.flow_files]
+        found += [
+            str(self.pytester.path / self.tag / n)
+            for n in set(os.listdir(self.pytester.path / self.tag)) - self.flow_files
+        ]
         own = self.cwd_files | {"basetemp", "inner-output.txt", "tox.ini", "pytest.ini", "setup.cfg"}
         found += [
-            str(p) for p in self.pytester.path.iterdir()
-            if p.name not in own and not p.name.startswith("runpytest-") and p.name not in ("stdout", "stderr")
-            and not (p.suffix == ".py" and p.name.startswith(("test_", "conftest"))) and p.suffix != ".ipynb"
+            str(p)
+            for p in self.pytester.path.iterdir()
+            if p.name not in own
+            and not p.name.startswith("runpytest-")
+            and p.name not in ("stdout", "stderr")
+            and not (p.suffix == ".py" and p.name.startswith(("test_", "conftest")))
+            and p.suffix != ".ipynb"
         ]
         return sorted(found)
 
-    def leftovers(self) -> List[str]:
+    def leftovers(self) -> list[str]:
         return self.census.leftovers()
 
-    def popen(self, *args: str, new_session: bool = False) -> "subprocess.Popen[bytes]":
+    def popen(self, *args: str, new_session: bool = False) -> subprocess.Popen[bytes]:
         self.out = self.pytester.path / "inner-output.txt"
         with open(self.out, "wb") as out:
             return self.pytester.popen(
@@ -221,7 +236,7 @@ class Tagged:
 
 
 @pytest.fixture
-def tagged(flow_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> "Iterator[Tagged]":
+def tagged(flow_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Iterator[Tagged]:
     tagged = Tagged(flow_pytester, monkeypatch)
     yield tagged
     tagged.census.kill_leftovers()
@@ -238,7 +253,7 @@ def test_marker_timeout_kills_blocking_run_and_names_running_step(tagged: Tagged
 
         @pytest.mark.metaflow(timeout=10)  # generous: the step must print first, under load
         def test_slow(runner):
-            runner("{tagged.flow('spawner.py')}").run(seconds=300)
+            runner("{tagged.flow("spawner.py")}").run(seconds=300)
         """
     )
     result = tagged.pytester.runpytest_subprocess()
@@ -266,7 +281,7 @@ def test_timeout_result_status_logs_and_async(tagged: Tagged) -> None:
         @pytest.mark.metaflow(timeout=10)  # generous: the step must print first, under load
         def test_blocking(runner):
             with pytest.raises(RunTimeoutError) as info:
-                runner("{tagged.flow('slow.py')}").run(seconds=300)
+                runner("{tagged.flow("slow.py")}").run(seconds=300)
             result = info.value.result
             assert result.status == "timeout"
             assert "sleeping" in result.stdout  # the partial log is kept
@@ -274,7 +289,7 @@ def test_timeout_result_status_logs_and_async(tagged: Tagged) -> None:
         @pytest.mark.metaflow(timeout=10)
         def test_async(runner):
             async def main():
-                running = await runner("{tagged.flow('slow.py')}").async_run(seconds=300)
+                running = await runner("{tagged.flow("slow.py")}").async_run(seconds=300)
                 with pytest.raises(RunTimeoutError, match="step 'start' was running"):
                     await running.wait()
                 assert running.status == "timeout"
@@ -283,14 +298,14 @@ def test_timeout_result_status_logs_and_async(tagged: Tagged) -> None:
         @pytest.mark.metaflow(timeout=0)  # no run timeout: Metaflow's own wait(timeout) acts
         def test_metaflow_wait_timeout_kills_whole_tree(runner):
             async def main():
-                running = await runner("{tagged.flow('spawner.py')}").async_run(seconds=300)
+                running = await runner("{tagged.flow("spawner.py")}").async_run(seconds=300)
                 await running.wait(timeout=3)
                 assert running.status == "timeout"
             asyncio.run(main())
 
         @pytest.mark.metaflow(timeout=60)
         def test_fast_run_unaffected(runner):
-            assert runner("{tagged.flow('hello.py')}").run().status == "successful"
+            assert runner("{tagged.flow("hello.py")}").run().status == "successful"
         """
     )
     # The option is overridden by the markers.
@@ -307,7 +322,7 @@ def test_ini_timeout_and_bad_values(tagged: Tagged) -> None:
 
         def test_ini(runner):
             with pytest.raises(RunTimeoutError):
-                runner("{tagged.flow('slow.py')}").run(seconds=300)
+                runner("{tagged.flow("slow.py")}").run(seconds=300)
 
         @pytest.mark.metaflow(timeout="soon")
         def test_bad_marker(runner):
@@ -339,7 +354,7 @@ def test_pytest_timeout_leaves_no_process_and_no_file(tagged: Tagged, method: st
     tagged.pytester.makepyfile(
         f"""
         def test_slow(runner):
-            runner("{tagged.flow('spawner.py')}").run(seconds=300)
+            runner("{tagged.flow("spawner.py")}").run(seconds=300)
         """
     )
     result = tagged.pytester.runpytest_subprocess("--timeout=4", f"--timeout-method={method}")
@@ -359,7 +374,7 @@ def test_run_timeout_keeps_pytest_timeout_signal_alarm(tagged: Tagged) -> None:
         @pytest.mark.metaflow(timeout=300)
         @pytest.mark.timeout(4, method="signal")
         def test_slow(runner):
-            runner("{tagged.flow('slow.py')}").run(seconds=300)
+            runner("{tagged.flow("slow.py")}").run(seconds=300)
         """
     )
     result = tagged.pytester.runpytest_subprocess()
@@ -372,7 +387,7 @@ def test_successful_run_helper_process_is_killed_at_teardown(tagged: Tagged) -> 
     tagged.pytester.makepyfile(
         f"""
         def test_quick(runner):
-            assert runner("{tagged.flow('spawner.py')}").run(seconds=0).status == "successful"
+            assert runner("{tagged.flow("spawner.py")}").run(seconds=0).status == "successful"
         """
     )
     tagged.pytester.runpytest_subprocess().assert_outcomes(passed=1)
@@ -388,7 +403,7 @@ def test_signals_to_pytest_leave_nothing(tagged: Tagged, sig: int, group: bool) 
     tagged.pytester.makepyfile(
         f"""
         def test_slow(runner):
-            runner("{tagged.flow('spawner.py')}").run(seconds=300)
+            runner("{tagged.flow("spawner.py")}").run(seconds=300)
 
         def test_after():
             pass
@@ -487,7 +502,7 @@ def test_setproctitle_hides_the_token(tagged: Tagged) -> None:
 
         def test_hidden(runner):
             async def main():
-                running = await runner("{tagged.flow('proctitle.py')}").async_run(seconds=300)
+                running = await runner("{tagged.flow("proctitle.py")}").async_run(seconds=300)
                 deadline = time.monotonic() + 120
                 while "titled" not in open(running.command_obj.log_files["stdout"]).read():
                     assert time.monotonic() < deadline
@@ -552,9 +567,16 @@ print("left", _processes.find_processes([token]), "killed", len(killed))
     try:
         # Output to files, not pipes: a chain that survived would hold a pipe open forever.
         with open(tmp_path / "out", "w") as out_file, open(tmp_path / "err", "w") as err_file:
-            proc = subprocess.run([sys.executable, "-c", code, str(FLOWS), root_code], stdout=out_file, stderr=err_file,
-                                  timeout=120, cwd=tmp_path)
-        out = subprocess.CompletedProcess(proc.args, proc.returncode, (tmp_path / "out").read_text(), (tmp_path / "err").read_text())
+            proc = subprocess.run(
+                [sys.executable, "-c", code, str(FLOWS), root_code],
+                stdout=out_file,
+                stderr=err_file,
+                timeout=120,
+                cwd=tmp_path,
+            )
+        out = subprocess.CompletedProcess(
+            proc.args, proc.returncode, (tmp_path / "out").read_text(), (tmp_path / "err").read_text()
+        )
         assert out.returncode == 0, out.stderr
         assert out.stdout.startswith("left [] killed"), out.stdout
         deadline = time.monotonic() + 3
@@ -579,7 +601,11 @@ def test_backend_switch_and_report_header(pytester: pytest.Pytester, monkeypatch
     if sys.platform.startswith("linux"):
         assert _processes.backend() == "linux" and _processes.limitations() == []
         result = pytester.runpytest_subprocess()
-        result.stdout.fnmatch_lines(["metaflow: process guard: linux backend (process groups, descent with each run's root a child subreaper, tokens)*"])
+        result.stdout.fnmatch_lines(
+            [
+                "metaflow: process guard: linux backend (process groups, descent with each run's root a child subreaper, tokens)*"
+            ]
+        )
         result.stdout.no_fnmatch_line("*WARNING*")
 
 
@@ -593,16 +619,16 @@ def test_leak_guard_reports_bare_runner_leftovers(tagged: Tagged) -> None:
         from metaflow import Runner
 
         def test_bare_runner(runner, tmp_path):
-            runner("{tagged.flow('hello.py')}").run()  # fixture runs leave nothing
+            runner("{tagged.flow("hello.py")}").run()  # fixture runs leave nothing
             async def start():
                 # a Runner made without the fixture: nobody stops its run (its datastore in
                 # tmp_path, not the cwd: the report to check here is the process's)
                 env = {{"METAFLOW_USER": "x", "METAFLOW_DATASTORE_SYSROOT_LOCAL": str(tmp_path)}}
-                return await Runner("{tagged.flow('slow.py')}", env=env).async_run(seconds=300)
+                return await Runner("{tagged.flow("slow.py")}", env=env).async_run(seconds=300)
             asyncio.run(start())
 
         def test_clean(runner):
-            runner("{tagged.flow('hello.py')}").run()
+            runner("{tagged.flow("hello.py")}").run()
         """
     )
     result = tagged.pytester.runpytest_subprocess()
@@ -650,7 +676,7 @@ def test_leak_guard_reports_metaflow_files_for_every_fixture(tagged: Tagged) -> 
         f"""
         import pytest
 
-        FLOW = "{tagged.flow('writer.py')}"
+        FLOW = "{tagged.flow("writer.py")}"
         SOURCE = open(FLOW).read().split("if __name__")[0]
 
         def test_runner(runner):
@@ -716,7 +742,7 @@ def test_concurrent_async_runs_in_one_store(tagged: Tagged) -> None:
 
         def test_many(runner):
             async def main():
-                flow = "{tagged.flow('hello.py')}"
+                flow = "{tagged.flow("hello.py")}"
                 running = await asyncio.gather(*(runner(flow).async_run(alpha=i) for i in range(4)))
                 await asyncio.gather(*(r.wait() for r in running))
                 return running
@@ -739,14 +765,14 @@ def test_xdist_sessions_do_not_collide(tagged: Tagged) -> None:
 
         @pytest.mark.parametrize("alpha", range(6))
         def test_hello(runner, alpha):
-            result = runner("{tagged.flow('hello.py')}").run(alpha=alpha)
+            result = runner("{tagged.flow("hello.py")}").run(alpha=alpha)
             assert result.run.data.x == alpha + 1
             assert [r.pathspec for r in Flow("HelloFlow")] == [result.run.pathspec]
 
         @pytest.mark.metaflow(timeout=2)
         @pytest.mark.parametrize("i", range(2))
         def test_timeout(runner, i):
-            runner("{tagged.flow('spawner.py')}").run(seconds=300)
+            runner("{tagged.flow("spawner.py")}").run(seconds=300)
         """
     )
     result = tagged.pytester.runpytest_subprocess("-n", "2")
@@ -782,7 +808,7 @@ os._exit(0)
     assert not generated.exists()
 
 
-def test_run_root_adopts_and_reaps_orphans(runner: "object", tmp_path: Path) -> None:
+def test_run_root_adopts_and_reaps_orphans(runner: object, tmp_path: Path) -> None:
     """The run's root is the child subreaper: a fork chain's members are re-parented to it
     (so they stay its descendants) and reaped by it, so zombies do not pile up; pytest,
     which is no subreaper, gets none of them."""
@@ -792,7 +818,7 @@ def test_run_root_adopts_and_reaps_orphans(runner: "object", tmp_path: Path) -> 
 
     shutil.copy(FLOWS / "reforker.py", tmp_path / "reforker.py")
 
-    async def watch() -> Tuple[int, int, int, int]:
+    async def watch() -> tuple[int, int, int, int]:
         running = await runner(str(tmp_path / "reforker.py")).async_run(seconds=300)  # type: ignore[operator]
         root = running.command_obj.process.pid
         adopted, zombies, most = set(), 0, 0

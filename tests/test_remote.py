@@ -54,7 +54,9 @@ def test_keep_leaves_remote_decorators_alone(flow_pytester: pytest.Pytester, how
     result = flow_pytester.runpytest_subprocess(*args)
     result.assert_outcomes(passed=1)
     if how != "argument":
-        result.stdout.fnmatch_lines(["metaflow: remote decorators (@kubernetes, @batch) kept (need your remote compute)"])
+        result.stdout.fnmatch_lines(
+            ["metaflow: remote decorators (@kubernetes, @batch) kept (need your remote compute)"]
+        )
 
 
 def test_remote_argument_overrides_option(flow_pytester: pytest.Pytester) -> None:

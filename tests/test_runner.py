@@ -49,7 +49,9 @@ def test_failing_run_report_names_step_and_exception(flow_pytester: pytest.Pytes
 
 
 @pytest.mark.parametrize("user_imports_metaflow", [False, True], ids=["plugin-import", "test-imports-metaflow"])
-def test_vendored_yaml_warning_does_not_fail_strict_suites(flow_pytester: pytest.Pytester, user_imports_metaflow: bool) -> None:
+def test_vendored_yaml_warning_does_not_fail_strict_suites(
+    flow_pytester: pytest.Pytester, user_imports_metaflow: bool
+) -> None:
     """With PyYAML installed, Metaflow's vendored yaml warns DeprecationWarning on import (issue 10.6)."""
     pytest.importorskip("yaml")  # the warning only exists when PyYAML provides the `_yaml` shim
     flow_pytester.makeini(

@@ -224,7 +224,7 @@ def test_dead_endpoint_fails_a_run_quickly_with_a_clear_message(s3_pytester: pyt
     )
     result = s3_pytester.runpytest_subprocess("-s")
     result.assert_outcomes(passed=1)
-    seconds = float(next(l for l in result.outlines if "DEAD-ENDPOINT-SECONDS" in l).split()[-1])
+    seconds = float(next(line for line in result.outlines if "DEAD-ENDPOINT-SECONDS" in line).split()[-1])
     # Not a timing threshold on this loaded machine, only "not Metaflow's minutes of retries".
     assert seconds < 120, seconds
 

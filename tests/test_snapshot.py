@@ -161,7 +161,9 @@ def test_create_match_mismatch_update_unused(snap_pytester: pytest.Pytester) -> 
     _write_test(p)
     result = p.runpytest_subprocess()
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*no snapshot test_values[[]start[]] in __snapshots__/test_snap.ambr yet: run `pytest --snapshot-update`*"])
+    result.stdout.fnmatch_lines(
+        ["*no snapshot test_values[[]start[]] in __snapshots__/test_snap.ambr yet: run `pytest --snapshot-update`*"]
+    )
 
     p.runpytest_subprocess("--snapshot-update").assert_outcomes(passed=1)
     stored = (p.path / "__snapshots__" / "test_snap.ambr").read_text()
@@ -249,7 +251,9 @@ def test_tolerance_and_spun_task(snap_pytester: pytest.Pytester) -> None:
     )
     result = p.runpytest_subprocess("--snapshot-update")
     result.assert_outcomes(passed=1, failed=2)
-    result.stdout.fnmatch_lines(["*has no artifacts to snapshot; a spun task keeps them only with spin(..., persist=True)*"])
+    result.stdout.fnmatch_lines(
+        ["*has no artifacts to snapshot; a spun task keeps them only with spin(..., persist=True)*"]
+    )
     result.stdout.fnmatch_lines(["*a spun task cannot read artifacts its step only passed down from the original run*"])
     assert "# name: test_spun[gather]" in (p.path / "__snapshots__" / "test_spin.ambr").read_text()
 
@@ -279,9 +283,15 @@ def test_the_fixture_has_a_public_type_mypy_checks(pytester: pytest.Pytester) ->
     source = str(Path(pytest_metaflow.__file__).parent.parent)
     checked = subprocess.run(
         [sys.executable, "-m", "mypy", "--no-incremental", "--follow-imports=silent", "test_typed.py"],
-        cwd=pytester.path, capture_output=True, text=True, timeout=600, env={**os.environ, "MYPYPATH": source},
+        cwd=pytester.path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "MYPYPATH": source},
     )
-    assert 'Unexpected keyword argument "stepp" for "assert_match" of "ArtifactSnapshot"' in checked.stdout, checked.stdout
+    assert 'Unexpected keyword argument "stepp" for "assert_match" of "ArtifactSnapshot"' in checked.stdout, (
+        checked.stdout
+    )
     written = (pytester.path / "test_typed.py").read_text().splitlines()
     misuse_line = next(i for i, line in enumerate(written, 1) if "stepp=" in line)
     errors = [line for line in checked.stdout.splitlines() if "error:" in line]

@@ -170,7 +170,13 @@ def test_spin_errors_are_clear(flow_pytester: pytest.Pytester) -> None:
 
 @pytest.mark.parametrize(
     "value, literal",
-    [([1, 2.5, "a", None, True], True), ({"k": (1, b"x")}, True), (float("nan"), False), ({1, 2}, True), (range(3), False)],
+    [
+        ([1, 2.5, "a", None, True], True),
+        ({"k": (1, b"x")}, True),
+        (float("nan"), False),
+        ({1, 2}, True),
+        (range(3), False),
+    ],
 )
 def test_module_source_writes_literals_else_pickles(value: object, literal: bool, tmp_path: Path) -> None:
     side = tmp_path / "m.pickle"

@@ -70,9 +70,7 @@ def test_junit_xml_has_each_tests_runs_as_properties(flow_pytester: pytest.Pytes
     result = flow_pytester.runpytest_subprocess("--junitxml=out.xml", *xdist)
     result.assert_outcomes(passed=4)
     cases = {c.get("name"): c for c in ET.parse(flow_pytester.path / "out.xml").getroot().iter("testcase")}
-    props = {
-        name: [(p.get("name"), p.get("value")) for p in case.iter("property")] for name, case in cases.items()
-    }
+    props = {name: [(p.get("name"), p.get("value")) for p in case.iter("property")] for name, case in cases.items()}
     assert [n for n, _ in props["test_two_runs"]] == ["metaflow_run", "metaflow_run"]
     assert [v.split("/")[0] for _, v in props["test_two_runs"]] == ["HelloFlow", "ForeachFlow"]
     assert all(v.endswith(" successful") for _, v in props["test_two_runs"])
@@ -85,7 +83,12 @@ def test_junit_xml_has_each_tests_runs_as_properties(flow_pytester: pytest.Pytes
 
 def test_report_header_shows_the_new_settings(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_x(): pass")
-    result = pytester.runpytest("--metaflow-collect=flows/*.py", "--metaflow-collect=*_flow.py", "--metaflow-keep=failed", "--metaflow-durations=3")
+    result = pytester.runpytest(
+        "--metaflow-collect=flows/*.py",
+        "--metaflow-collect=*_flow.py",
+        "--metaflow-keep=failed",
+        "--metaflow-durations=3",
+    )
     result.stdout.fnmatch_lines(["metaflow: collect flows flows/*.py *_flow.py, keep stores failed, durations 3"])
     result = pytester.runpytest()
     result.stdout.fnmatch_lines(["metaflow: collect flows off, keep stores none, durations 5"])
@@ -93,7 +96,9 @@ def test_report_header_shows_the_new_settings(pytester: pytest.Pytester) -> None
 
 def test_help_lists_the_new_options_with_ini_twins(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--help")
-    result.stdout.fnmatch_lines(["*--metaflow-collect=GLOB*", "*--metaflow-keep=?none,failed,all?*", "*--metaflow-durations=N*"])
+    result.stdout.fnmatch_lines(
+        ["*--metaflow-collect=GLOB*", "*--metaflow-keep=?none,failed,all?*", "*--metaflow-durations=N*"]
+    )
     result.stdout.fnmatch_lines(["*metaflow_collect (args)*", "*metaflow_keep (string)*", "*metaflow_durations (*)*"])
 
 
@@ -106,10 +111,22 @@ def test_unfinished_and_failed_steps_are_marked() -> None:
     from pytest_metaflow import _summary
 
     runs = [
-        {"pathspec": "SlowFlow/1", "status": "timeout", "seconds": 4.2, "test": "t.py::a", "finished": False,
-         "steps": [["start", 3.9, 1, "unfinished"]]},
-        {"pathspec": "FailingFlow/2", "status": "failed", "seconds": 2.5, "test": "t.py::b", "finished": True,
-         "steps": [["start", 1.0, 1], ["boom", 1.2, 1, "failed"]]},
+        {
+            "pathspec": "SlowFlow/1",
+            "status": "timeout",
+            "seconds": 4.2,
+            "test": "t.py::a",
+            "finished": False,
+            "steps": [["start", 3.9, 1, "unfinished"]],
+        },
+        {
+            "pathspec": "FailingFlow/2",
+            "status": "failed",
+            "seconds": 2.5,
+            "test": "t.py::b",
+            "finished": True,
+            "steps": [["start", 1.0, 1], ["boom", 1.2, 1, "failed"]],
+        },
     ]
     out = _summary.lines(runs, 0)
     assert out[0] == "2 flow runs (1 failed, 1 timeout), 6.70s of run time in total"

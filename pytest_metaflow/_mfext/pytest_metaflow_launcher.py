@@ -34,9 +34,9 @@ import selectors
 import signal
 import socket
 import sys
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Optional
 
-Request = Tuple[Dict[str, Any], List[int]]
+Request = tuple[dict[str, Any], list[int]]
 
 LAUNCHER_VAR = "PYTEST_METAFLOW_LAUNCHER"
 ADDRESS_VAR = "PYTEST_METAFLOW_ZYGOTE"
@@ -60,7 +60,7 @@ TASK_COMMANDS = frozenset({"step", "spin-step", "init"})
 MAX_REQUEST = 1 << 20
 PR_SET_PDEATHSIG = 1
 
-SHIM = r'''#!{python} -IS
+SHIM = r"""#!{python} -IS
 # pytest-metaflow task launcher shim (see pytest_metaflow_launcher.py). Stdlib only.
 import array, os, signal, socket, sys, threading
 REAL = {python!r}
@@ -124,7 +124,7 @@ def main():
         os.kill(os.getpid(), signal.SIGKILL)
     os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 1)
 main()
-'''
+"""
 
 
 def install() -> None:
@@ -174,7 +174,7 @@ def _start_zygote() -> Optional[Request]:
     shim_dir = _make_shim()
     if shim_dir is None:
         return None
-    address = "pytest-metaflow-zygote-%d-%s" % (os.getpid(), os.urandom(6).hex())
+    address = f"pytest-metaflow-zygote-{os.getpid()}-{os.urandom(6).hex()}"
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
         listener.bind("\0" + address)
@@ -262,7 +262,7 @@ def _pdeathsig() -> None:
 
 
 def _serve(
-    listener: socket.socket, control_r: int, base_env: Dict[str, str], script: str, runtime_pid: int, shim_dir: str
+    listener: socket.socket, control_r: int, base_env: dict[str, str], script: str, runtime_pid: int, shim_dir: str
 ) -> Optional[Request]:
     """The zygote's loop. Returns ``(request, fds)`` in a forked task, ``None`` when done."""
     _pdeathsig()
@@ -286,8 +286,8 @@ def _serve(
     sel.register(listener, selectors.EVENT_READ, "accept")
     sel.register(control_r, selectors.EVENT_READ, "control")
     sel.register(wake_r, selectors.EVENT_READ, "wake")
-    children: Dict[int, socket.socket] = {}
-    conns: Dict[Any, int] = {}
+    children: dict[int, socket.socket] = {}
+    conns: dict[Any, int] = {}
     closing = False
     while not closing or children:
         for key, _ in sel.select(timeout=1.0 if closing else None):
@@ -368,9 +368,9 @@ def _kill(pid: int) -> None:
         pass
 
 
-def _accept(conn: socket.socket, base_env: Dict[str, str], script: str) -> Optional[Request]:
+def _accept(conn: socket.socket, base_env: dict[str, str], script: str) -> Optional[Request]:
     """Read a shim's request; ``(request, fds)`` to fork it, ``None`` after answering ``exec``."""
-    fds: List[int] = []
+    fds: list[int] = []
     try:
         creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
         uid = array.array("i", creds)[1]
@@ -394,7 +394,7 @@ def _accept(conn: socket.socket, base_env: Dict[str, str], script: str) -> Optio
     return None
 
 
-def _forkable(request: Dict[str, Any], base_env: Dict[str, str], script: str) -> bool:
+def _forkable(request: dict[str, Any], base_env: dict[str, str], script: str) -> bool:
     argv, env, cwd = request["argv"], request["env"], request["cwd"]
     if not argv or os.path.realpath(os.path.join(cwd, argv[0])) != script:
         return False
@@ -414,7 +414,7 @@ def _coverage() -> Any:
         return None
 
 
-def _become(request: Dict[str, Any], fds: List[int]) -> None:
+def _become(request: dict[str, Any], fds: list[int]) -> None:
     """Turn this forked process into what ``python <argv>`` would have started."""
     _pdeathsig()
     for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
@@ -484,12 +484,12 @@ def _reset_stdio(unbuffered: bool) -> None:
         streams.append(stream)
     sys.stdin, sys.stdout, sys.stderr = streams
     # The saved originals too, as a fresh interpreter has them (typeshed marks them final).
-    setattr(sys, "__stdin__", streams[0])
-    setattr(sys, "__stdout__", streams[1])
-    setattr(sys, "__stderr__", streams[2])
+    sys.__stdin__ = streams[0]
+    sys.__stdout__ = streams[1]
+    sys.__stderr__ = streams[2]
 
 
-def _run_task(request: Dict[str, Any], fds: List[int]) -> None:
+def _run_task(request: dict[str, Any], fds: list[int]) -> None:
     """Run the script as ``__main__`` in this forked process; ends the process with its status."""
     import types
 
@@ -529,4 +529,3 @@ def _run_task(request: Dict[str, Any], fds: List[int]) -> None:
     code = compile(source, path, "exec")
     exec(code, main.__dict__)
     raise SystemExit(0)
-

@@ -13,8 +13,8 @@ import pytest
 from pytest_metaflow.generated import load_inputs, spin_step, step_outputs
 
 HERE = Path(__file__).parent
-FLOW = (HERE / '../train_flow.py').resolve()
-INPUTS = HERE / 'train_flow_inputs'
+FLOW = (HERE / "../train_flow.py").resolve()
+INPUTS = HERE / "train_flow_inputs"
 
 
 @pytest.fixture(scope="module")
@@ -24,24 +24,24 @@ def base_run(runner_factory):
 
 
 def test_start(runner, base_run, artifact_snapshot):
-    inputs = load_inputs(INPUTS / 'start.py')
-    spun = spin_step(runner(FLOW), base_run, 'start', inputs)
-    artifact_snapshot.assert_match(spun, step='start', names=step_outputs(spun, base_run, inputs))
+    inputs = load_inputs(INPUTS / "start.py")
+    spun = spin_step(runner(FLOW), base_run, "start", inputs)
+    artifact_snapshot.assert_match(spun, step="start", names=step_outputs(spun, base_run, inputs))
 
 
 def test_train(runner, base_run, artifact_snapshot):
-    inputs = load_inputs(INPUTS / 'train.py')
-    spun = spin_step(runner(FLOW), base_run, 'train', inputs)
-    artifact_snapshot.assert_match(spun, step='train', names=step_outputs(spun, base_run, inputs))
+    inputs = load_inputs(INPUTS / "train.py")
+    spun = spin_step(runner(FLOW), base_run, "train", inputs)
+    artifact_snapshot.assert_match(spun, step="train", names=step_outputs(spun, base_run, inputs))
 
 
 def test_evaluate(runner, base_run, artifact_snapshot):
-    inputs = load_inputs(INPUTS / 'evaluate.py')
-    spun = spin_step(runner(FLOW), base_run, 'evaluate', inputs)
-    artifact_snapshot.assert_match(spun, step='evaluate', names=step_outputs(spun, base_run, inputs))
+    inputs = load_inputs(INPUTS / "evaluate.py")
+    spun = spin_step(runner(FLOW), base_run, "evaluate", inputs)
+    artifact_snapshot.assert_match(spun, step="evaluate", names=step_outputs(spun, base_run, inputs))
 
 
 def test_end(runner, base_run, artifact_snapshot):
-    inputs = load_inputs(INPUTS / 'end.py')
-    spun = spin_step(runner(FLOW), base_run, 'end', inputs)
-    artifact_snapshot.assert_match(spun, step='end', names=step_outputs(spun, base_run, inputs))
+    inputs = load_inputs(INPUTS / "end.py")
+    spun = spin_step(runner(FLOW), base_run, "end", inputs)
+    artifact_snapshot.assert_match(spun, step="end", names=step_outputs(spun, base_run, inputs))

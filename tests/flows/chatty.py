@@ -6,7 +6,7 @@ class ChattyFlow(FlowSpec):
     def start(self):
         print("first line of start")
         for i in range(30000):
-            print("chatter %05d %s" % (i, "x" * 40))
+            print(f"chatter {i:05d} {'x' * 40}")
         print("last line of start")
         self.next(self.end)
 

@@ -17,7 +17,9 @@ class EnvDropperFlow(FlowSpec):
     def start(self):
         quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         # a replaced environment, as a step calling a tool with env={"PATH": ...} does
-        subprocess.Popen([sys.executable, "-c", SLEEP, __file__, "dropped"], env={"PATH": os.environ.get("PATH", "")}, **quiet)
+        subprocess.Popen(
+            [sys.executable, "-c", SLEEP, __file__, "dropped"], env={"PATH": os.environ.get("PATH", "")}, **quiet
+        )
         # no environment at all, in a session of its own
         subprocess.Popen([sys.executable, "-c", SLEEP, __file__, "detached"], env={}, start_new_session=True, **quiet)
         print("helpers started", flush=True)

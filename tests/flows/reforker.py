@@ -31,7 +31,9 @@ def start_chain(name, **kwargs):
     deadline = time.time() + LIFETIME
     marker = os.path.join(os.path.dirname(os.path.abspath(__file__)), name + ".expired")
     quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    subprocess.Popen([sys.executable, "-c", CHAIN, str(deadline), marker, str(MAX_FORKS), __file__, name], **quiet, **kwargs)
+    subprocess.Popen(
+        [sys.executable, "-c", CHAIN, str(deadline), marker, str(MAX_FORKS), __file__, name], **quiet, **kwargs
+    )
 
 
 class ReforkerFlow(FlowSpec):

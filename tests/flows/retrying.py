@@ -9,10 +9,10 @@ class RetryingFlow(FlowSpec):
     @retry(times=1, minutes_between_retries=0)
     @step
     def start(self):
-        print("attempt %d of start" % current.retry_count)
+        print(f"attempt {current.retry_count} of start")
         if current.retry_count == 0 or self.always:
             print("first try failing", file=sys.stderr)
-            raise ValueError("flaky %d" % current.retry_count)
+            raise ValueError(f"flaky {current.retry_count}")
         self.next(self.fragile)
 
     @catch(var="problem", print_exception=False)

@@ -8,6 +8,6 @@ from pathlib import Path
 HERE = Path(__file__).parent
 
 INPUTS = {
-    'epochs': 2,
-    'lr': 0.5,
+    "epochs": 2,
+    "lr": 0.5,
 }
