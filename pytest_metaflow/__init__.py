@@ -31,7 +31,10 @@ from .errors import (
     RunTimeoutError,
     S3EndpointError,
 )
-from .fixtures import NBRunnerFixture, NotebookFixture, RunnerFixture
+from ._nbrunner import FixtureNBRunner, NBRunnerFixture
+from ._run_notebook import NotebookFixture
+from ._store import Store as MetaflowStore
+from .fixtures import RunnerFixture
 
 __version__ = "0.1.0"
 

@@ -21,58 +21,21 @@ every case.
 
 from __future__ import annotations
 
-import ast
-import contextlib
 import fnmatch
 import os
-import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from . import _flowconfig, _flowfile
-from .errors import InvalidFlowError, PytestMetaflowError
-
-CASES_VAR = "PYTEST_METAFLOW"
-CASE_KEYS = (
-    "params",
-    "expect",
-    "step",
-    "exception",
-    "match",
-    "skip",
-    "marks",
-    "timeout",
-    "env",
-    "config",
-    "config_value",
-)
-_KILL_EVERY = 0.5
+from ._flowfile import FlowCase, inspect_flow_file
+from .errors import InvalidFlowError, PytestMetaflowError, RunTimeoutError
 
 
 class FlowCaseFailed(Exception):
     """A collected flow case did not behave as declared; the message is the report."""
-
-
-@dataclass(frozen=True)
-class FlowCase:
-    """One way of running a collected flow, declared in ``PYTEST_METAFLOW``."""
-
-    name: str | None
-    params: dict[str, Any] = field(default_factory=dict)
-    expect: str = "success"
-    step: str | None = None
-    exception: str | None = None
-    match: str | None = None
-    skip: str | None = None
-    marks: tuple[str, ...] = ()
-    timeout: float | None = None
-    env: dict[str, str] = field(default_factory=dict)
-    config: dict[str, str] = field(default_factory=dict)
-    config_value: dict[str, Any] = field(default_factory=dict)
 
 
 def matches(path: Path, rootpath: Path, globs: Sequence[str]) -> bool:
@@ -82,88 +45,6 @@ def matches(path: Path, rootpath: Path, globs: Sequence[str]) -> bool:
     except ValueError:
         rel = path.as_posix()
     return any(fnmatch.fnmatch(rel if "/" in g else path.name, g) for g in globs)
-
-
-def _case(name: str | None, spec: Any, where: str) -> FlowCase:
-    if not isinstance(spec, dict):
-        raise InvalidFlowError(f"{where}: a case must be a dict, got {spec!r}")
-    unknown = sorted(set(spec) - set(CASE_KEYS))
-    if unknown:
-        raise InvalidFlowError(
-            f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; known: {', '.join(CASE_KEYS)}"
-        )
-    if spec.get("expect", "success") not in ("success", "failure"):
-        raise InvalidFlowError(f"{where}: 'expect' must be 'success' or 'failure', got {spec['expect']!r}")
-    for key, kind in (
-        ("params", dict),
-        ("env", dict),
-        ("config", dict),
-        ("config_value", dict),
-        ("marks", (list, tuple)),
-    ):
-        if key in spec and not isinstance(spec[key], kind):
-            raise InvalidFlowError(
-                f"{where}: {key!r} must be a {'dict' if kind is dict else 'list'}, got {spec[key]!r}"
-            )
-    timeout = spec.get("timeout")
-    if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
-        raise InvalidFlowError(f"{where}: 'timeout' must be a positive number of seconds, got {timeout!r}")
-    skip = spec.get("skip")
-    return FlowCase(
-        name=name,
-        params=dict(spec.get("params", {})),
-        expect=spec.get("expect", "success"),
-        step=spec.get("step"),
-        exception=spec.get("exception"),
-        match=spec.get("match"),
-        skip=(skip if isinstance(skip, str) else "skipped in PYTEST_METAFLOW") if skip else None,
-        marks=tuple(spec.get("marks", ())),
-        timeout=timeout,
-        env={str(k): str(v) for k, v in spec.get("env", {}).items()},
-        config={str(k): str(v) for k, v in spec.get("config", {}).items()},
-        config_value=dict(spec.get("config_value", {})),
-    )
-
-
-def _cases(tree: ast.Module, path: str) -> list[FlowCase]:
-    for node in tree.body:
-        targets = (
-            node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
-        )
-        value = getattr(node, "value", None)
-        if any(isinstance(t, ast.Name) and t.id == CASES_VAR for t in targets) and value is not None:
-            where = f"{path}:{node.lineno}: {CASES_VAR}"
-            try:
-                config = ast.literal_eval(value)
-            except ValueError:
-                raise InvalidFlowError(
-                    f"{where} must be a literal (dicts, lists, strings, numbers): it is read without importing the flow"
-                ) from None
-            if not isinstance(config, dict):
-                raise InvalidFlowError(f"{where} must be a dict, got {type(config).__name__}")
-            cases = config.pop("cases", None)
-            if cases is None:
-                return [_case(None, config, where)]
-            if not isinstance(cases, dict) or not cases:
-                raise InvalidFlowError(f"{where}: 'cases' must be a non-empty dict of case name to case")
-            return [
-                _case(str(name), {**config, **(spec or {})}, f"{where}['cases'][{name!r}]")
-                for name, spec in cases.items()
-            ]
-    return [FlowCase(name=None)]
-
-
-def inspect_flow_file(path: str | Path) -> tuple[str, int, list[FlowCase]] | None:
-    """``(flow class name, its line, cases)`` for a runnable flow file, ``None`` for any other file.
-
-    Raises :class:`InvalidFlowError` for a file that cannot be decoded, or a bad
-    ``PYTEST_METAFLOW`` declaration.
-    """
-    info = _flowfile.inspect(path)
-    if not info.is_flow or info.flow is None:
-        return None
-    cases = _cases(info.tree, str(path)) if info.tree is not None else [FlowCase(name=None)]
-    return info.flow, info.lineno, cases
 
 
 def _is_test_module(path: Path, config: pytest.Config) -> bool:
@@ -234,6 +115,9 @@ class FlowItem(pytest.Function):
             item._id = type(node_id).parse(str(node_id))  # type: ignore[union-attr]
         for mark in case.marks:
             item.add_marker(mark)
+        if case.timeout is not None:
+            # The case's run timeout is the test's marker: one rule (marker > command line > ini > default).
+            item.add_marker(pytest.mark.metaflow(timeout=case.timeout))
         if case.skip:
             item.add_marker(pytest.mark.skip(reason=case.skip))
         return item
@@ -260,32 +144,6 @@ class FlowItem(pytest.Function):
         return super().repr_failure(excinfo)
 
 
-@dataclass
-class _Deadline:
-    """Kills a runner's processes once ``timeout`` has passed (and keeps killing until stopped)."""
-
-    runner: Any
-    timeout: float
-    fired: bool = False
-    _stop: threading.Event = field(default_factory=threading.Event)
-
-    def _watch(self) -> None:
-        if self._stop.wait(self.timeout):
-            return
-        self.fired = True
-        while True:  # a process started just after a kill is killed on the next round
-            self.runner.kill()
-            if self._stop.wait(_KILL_EVERY):
-                return
-
-    def __enter__(self) -> _Deadline:
-        threading.Thread(target=self._watch, name="pytest-metaflow-case-timeout", daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-
-
 def run_case(runner_fixture: Any, path: str, case: FlowCase) -> None:
     """Run one case with the ``runner`` fixture; raise :class:`FlowCaseFailed` when it misbehaves."""
     from . import reporting
@@ -293,7 +151,6 @@ def run_case(runner_fixture: Any, path: str, case: FlowCase) -> None:
 
     # From the flow's directory: relative paths in the flow (IncludeFile
     # defaults, data files) resolve the same whatever directory pytest runs in.
-    deadline: _Deadline | None = None
     try:
         runner = runner_fixture(
             path,
@@ -301,16 +158,16 @@ def run_case(runner_fixture: Any, path: str, case: FlowCase) -> None:
             cwd=os.path.dirname(path),
             **_flowconfig.case_kwargs(case.config, case.config_value),
         )
-        deadline = _Deadline(runner, case.timeout) if case.timeout else None
-        with deadline or contextlib.nullcontext():
-            result = runner.run(**case.params)
+        result = runner.run(**case.params)
     except Exception as e:
         # Anything short of an interrupt is this item's failure, never the session's:
         # start errors, parameter validation (Metaflow's TypeError/ValueError), a
         # flow failing at import, a Config click refuses.
-        if deadline is not None and deadline.fired:
+        if isinstance(e, RunTimeoutError) and case.timeout:
+            # The runner's deadline (the case's timeout, through the item's marker) killed the run.
             raise FlowCaseFailed(
-                f"the run did not finish within the case's timeout of {case.timeout} s and was killed"
+                f"the run did not finish within the case's timeout of {case.timeout:g} s and was killed\n"
+                + (reporting.describe(e.result) if e.result is not None else str(e))
             ) from None
         given = [
             f"{k} {v!r}"
@@ -319,11 +176,6 @@ def run_case(runner_fixture: Any, path: str, case: FlowCase) -> None:
         ]
         with_ = f" with {', '.join(given)}" if given else ""
         raise FlowCaseFailed(f"could not run the flow{with_}:\n{type(e).__name__}: {e}") from None
-    if deadline is not None and deadline.fired:
-        raise FlowCaseFailed(
-            f"the run did not finish within the case's timeout of {case.timeout} s and was killed\n"
-            + reporting.describe(result)
-        )
     try:
         if case.expect == "failure":
             assert_run_failed(result, step=case.step, exception=case.exception, match=case.match)

@@ -17,8 +17,9 @@ import io
 import os
 import tokenize
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .errors import FlowFileNotFoundError, InvalidFlowError
 
@@ -211,3 +212,139 @@ def import_dirs(flow_file: str) -> tuple[str, ...]:
     own = os.path.dirname(os.path.abspath(flow_file))
     root = package_root(flow_file)
     return (own, root) if root else (own,)
+
+
+def loaded_flow_class(module: Any, base: type) -> type | None:
+    """The one ``base`` subclass defined in the imported flow ``module`` (``None``: not exactly one)."""
+    if module is None:
+        return None
+    found = [
+        v
+        for v in vars(module).values()
+        if isinstance(v, type) and issubclass(v, base) and v.__module__ == module.__name__
+    ]
+    return found[0] if len(found) == 1 else None
+
+
+# -- what a flow file declares for --metaflow-collect (read with ast, never imported) --
+
+CASES_VAR = "PYTEST_METAFLOW"
+CASE_KEYS = (
+    "params",
+    "expect",
+    "step",
+    "exception",
+    "match",
+    "skip",
+    "marks",
+    "timeout",
+    "env",
+    "config",
+    "config_value",
+)
+
+
+@dataclass(frozen=True)
+class FlowCase:
+    """One way of running a collected flow, declared in ``PYTEST_METAFLOW``."""
+
+    name: str | None
+    params: dict[str, Any] = field(default_factory=dict)
+    expect: str = "success"
+    step: str | None = None
+    exception: str | None = None
+    match: str | None = None
+    skip: str | None = None
+    marks: tuple[str, ...] = ()
+    timeout: float | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    config: dict[str, str] = field(default_factory=dict)
+    config_value: dict[str, Any] = field(default_factory=dict)
+
+
+def _case(name: str | None, spec: Any, where: str) -> FlowCase:
+    if not isinstance(spec, dict):
+        raise InvalidFlowError(f"{where}: a case must be a dict, got {spec!r}")
+    unknown = sorted(set(spec) - set(CASE_KEYS))
+    if unknown:
+        raise InvalidFlowError(
+            f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; known: {', '.join(CASE_KEYS)}"
+        )
+    if spec.get("expect", "success") not in ("success", "failure"):
+        raise InvalidFlowError(f"{where}: 'expect' must be 'success' or 'failure', got {spec['expect']!r}")
+    for key, kind in (
+        ("params", dict),
+        ("env", dict),
+        ("config", dict),
+        ("config_value", dict),
+        ("marks", (list, tuple)),
+    ):
+        if key in spec and not isinstance(spec[key], kind):
+            raise InvalidFlowError(
+                f"{where}: {key!r} must be a {'dict' if kind is dict else 'list'}, got {spec[key]!r}"
+            )
+    timeout = spec.get("timeout")
+    if timeout is not None:
+        from ._settings import parse_timeout  # the one rule for run timeouts (0: no limit)
+
+        try:
+            parse_timeout(timeout, f"{where}: 'timeout'")
+        except ValueError as e:
+            raise InvalidFlowError(str(e)) from None
+        timeout = float(timeout)
+    skip = spec.get("skip")
+    return FlowCase(
+        name=name,
+        params=dict(spec.get("params", {})),
+        expect=spec.get("expect", "success"),
+        step=spec.get("step"),
+        exception=spec.get("exception"),
+        match=spec.get("match"),
+        skip=(skip if isinstance(skip, str) else "skipped in PYTEST_METAFLOW") if skip else None,
+        marks=tuple(spec.get("marks", ())),
+        timeout=timeout,
+        env={str(k): str(v) for k, v in spec.get("env", {}).items()},
+        config={str(k): str(v) for k, v in spec.get("config", {}).items()},
+        config_value=dict(spec.get("config_value", {})),
+    )
+
+
+def _cases(tree: ast.Module, path: str) -> list[FlowCase]:
+    for node in tree.body:
+        targets = (
+            node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        )
+        value = getattr(node, "value", None)
+        if any(isinstance(t, ast.Name) and t.id == CASES_VAR for t in targets) and value is not None:
+            where = f"{path}:{node.lineno}: {CASES_VAR}"
+            try:
+                config = ast.literal_eval(value)
+            except ValueError:
+                raise InvalidFlowError(
+                    f"{where} must be a literal (dicts, lists, strings, numbers): it is read without importing the flow"
+                ) from None
+            if not isinstance(config, dict):
+                raise InvalidFlowError(f"{where} must be a dict, got {type(config).__name__}")
+            cases = config.pop("cases", None)
+            if cases is None:
+                return [_case(None, config, where)]
+            if not isinstance(cases, dict) or not cases:
+                raise InvalidFlowError(f"{where}: 'cases' must be a non-empty dict of case name to case")
+            return [
+                _case(str(name), {**config, **(spec or {})}, f"{where}['cases'][{name!r}]")
+                for name, spec in cases.items()
+            ]
+    return [FlowCase(name=None)]
+
+
+def inspect_flow_file(path: str | Path) -> tuple[str, int, list[FlowCase]] | None:
+    """``(flow class name, its line, cases)`` for a runnable flow file, ``None`` for any other file.
+
+    Raises :class:`InvalidFlowError` for a file that cannot be decoded, or a bad
+    ``PYTEST_METAFLOW`` declaration.
+    """
+    info = inspect(path)
+    if not info.is_flow or info.flow is None:
+        return None
+    cases = _cases(info.tree, str(path)) if info.tree is not None else [FlowCase(name=None)]
+    return info.flow, info.lineno, cases

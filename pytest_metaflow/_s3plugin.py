@@ -145,7 +145,7 @@ def _use_s3_store(request: pytest.FixtureRequest, store: _store.Store, mode: str
     node = request.node
 
     def dispose() -> None:
-        from .fixtures import SESSION_KEY, kept_path
+        from ._settings import SESSION_KEY, kept_path
 
         state = request.config.stash[SESSION_KEY]
         if isinstance(node, pytest.Item) and kept_path(node, state) is not None:

@@ -13,11 +13,12 @@ that the module loads: a 100 MB array costs about 100 MB of disk, not a
 from __future__ import annotations
 
 import ast
+import contextlib
 import itertools
 import pickle
 import sys
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Callable
 
@@ -240,3 +241,104 @@ def warn_unused(
             ),
             stacklevel=stacklevel,
         )
+
+
+# -- the runner's side of spin: inputs in, results out ---------------------------
+
+_NOT_PERSISTED = (
+    "spin() was called without persist=True, so the spun task {pathspec} keeps no artifacts; "
+    "pass persist=True to read {what}"
+)
+
+
+class _NoArtifacts:
+    """``task.data`` of a task spun without ``persist=True``: says how to get artifacts."""
+
+    def __init__(self, task: Any, data: Any) -> None:
+        self._task = task
+        self._data = data
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return getattr(self._data, name)
+        except AttributeError:
+            raise AttributeError(_NOT_PERSISTED.format(pathspec=self._task.pathspec, what=f"'{name}'")) from None
+
+
+_unpersisted_class: list[type] = []
+
+
+def _unpersisted_task_class() -> type:
+    """A ``metaflow.Task`` subclass whose artifact reads say to pass ``persist=True`` (made on first use)."""
+    if not _unpersisted_class:
+        import metaflow
+
+        class _UnpersistedTask(metaflow.Task):  # type: ignore[misc]
+            """A ``metaflow.Task`` spun without ``persist=True``: reading an artifact says to pass it."""
+
+            def __getitem__(self, name: str) -> Any:
+                try:
+                    return super().__getitem__(name)
+                except KeyError:
+                    raise KeyError(_NOT_PERSISTED.format(pathspec=self.pathspec, what=f"artifact '{name}'")) from None
+
+            @property
+            def data(self) -> Any:
+                return _NoArtifacts(self, super().data)
+
+        _unpersisted_class.append(_UnpersistedTask)
+    return _unpersisted_class[0]
+
+
+def mark_unpersisted(result: Any, kwargs: Mapping[str, Any]) -> Any:
+    """``result`` of a spin; its task says how to read artifacts when spun without ``persist=True``."""
+    import metaflow
+
+    task = getattr(result, "task", None)
+    if not kwargs.get("persist") and type(task) is metaflow.Task:
+        task.__class__ = _unpersisted_task_class()
+        task.spun_without_persist = True  # for helpers that list artifacts
+    return result
+
+
+def artifacts_module(
+    flow_cls: type | None,
+    pathspec: str,
+    artifacts: Mapping[str, Any] | None,
+    kwargs: dict[str, Any],
+    directory: Path,
+    tag: str,
+) -> list[Path]:
+    """Write ``artifacts`` as the module ``kwargs["artifacts_module"]`` names; the files written."""
+    if artifacts is None:
+        return []
+    if kwargs.get("artifacts_module") is not None:
+        raise TypeError("spin() takes artifacts= or artifacts_module=, not both")
+    # stacklevel: warn_unused < artifacts_module < FixtureRunner._artifacts < (async_)spin < the test
+    warn_unused(flow_cls, pathspec, artifacts, stacklevel=5)
+    module, files = write_artifacts_module(artifacts, directory, tag)
+    kwargs["artifacts_module"] = str(module)
+    return files
+
+
+@contextlib.contextmanager
+def original_run_store(runner: Any, pathspec: str) -> Iterator[None]:
+    """Let the spin process read the original run where it lives.
+
+    The spin child looks the run up in its own local datastore; a run made by
+    another fixture (``runner_factory``'s session store, say) lives elsewhere.
+    The spun task still goes to this runner's store (``..._SYSROOT_SPIN``).
+    """
+    from . import _store
+
+    root = _store.root_holding_run(pathspec)
+    var = "METAFLOW_DATASTORE_SYSROOT_LOCAL"
+    own = runner.env_vars.get(var)
+    if root is None or own is None or root == own:
+        yield
+        return
+    runner.env_vars = {**runner.env_vars, var: root}
+    try:
+        yield
+    finally:
+        runner.env_vars = {**runner.env_vars, var: own}

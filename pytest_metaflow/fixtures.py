@@ -1,7 +1,12 @@
 """The fixtures: ``metaflow_store``, ``runner``, ``nbrunner``, ``run_notebook``, ``runner_factory``.
 
-Factories record every Runner they make and tear each one down independently:
-kill its process tree first, then clean its files.
+Fixtures only. Each fixture's value is an instance of a public class whose
+``__call__`` is the implementation (:class:`RunnerFixture`,
+:class:`~pytest_metaflow._nbrunner.NBRunnerFixture`,
+:class:`~pytest_metaflow._run_notebook.NotebookFixture`); the session's state
+reaches them through the internal ``_metaflow_session`` fixture (settings in
+:mod:`._settings`), and everything they start is torn down by one
+:class:`~pytest_metaflow._teardown.RunRegistry` per fixture.
 """
 
 from __future__ import annotations
@@ -10,112 +15,31 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable
 
 import pytest
 
-from . import _flowfile, _kept, _launcher, _leakguard, _notebook, _processes, _store
+from . import _flowfile, _kept, _launcher, _leakguard, _settings, _store
+from ._nbrunner import NBRunnerFixture
+from ._run_notebook import NotebookFixture
+from ._settings import SessionState, Settings
 from ._snapshot_api import ArtifactSnapshot
+from ._teardown import RunRegistry
 
 if TYPE_CHECKING:
-    import metaflow
-    import nbformat
+    from ._runner import FixtureRunner
 
 
-@dataclass
-class Settings:
-    """Plugin settings resolved from the command line and ini."""
+class RunnerFixture:
+    """The ``runner`` and ``runner_factory`` fixtures' value: call it to get a Runner for a flow file.
 
-    show_output: bool = False
-    pylint: bool = False
-    use_config: bool = False
-    collect: tuple[str, ...] = ()
-    keep: str = "none"
-    durations: int = 5
-    timeout: float | None = None
-    leak_guard: bool = True
-    # "local": @kubernetes/@batch steps run locally; "keep": left as they are.
-    # None: "local" with the hermetic store, "keep" with --metaflow-use-config.
-    remote: str | None = None
-    # "fork": tasks start from a per-run zygote (Linux); "exec": fresh interpreters (_launcher).
-    launcher: str = "exec"
-
-    @property
-    def remote_mode(self) -> str:
-        return self.remote or ("keep" if self.use_config else "local")
-
-
-# The run timeout when none is configured: generous, like Metaflow's file_read_timeout,
-# so that a run blocked forever (a step reading stdin, an unreachable endpoint) ends.
-DEFAULT_RUN_TIMEOUT = 3600.0
-
-
-@dataclass
-class SessionState:
-    settings: Settings
-    current_item: pytest.Item | None = None
-    kept_session: Path | None = None
-    run_infos: list[dict[str, Any]] = field(default_factory=list)
-    watchdog: _processes.Watchdog = field(default_factory=_processes.Watchdog)
-    remover: _store.Remover = field(default_factory=_store.Remover)
-
-
-SESSION_KEY = pytest.StashKey[SessionState]()
-RUNS_KEY = pytest.StashKey[list[Any]]()
-STORE_KEY = pytest.StashKey[_store.Store]()
-FAILED_KEY = pytest.StashKey[bool]()  # set by the plugin when setup or call failed
-
-
-def marker_options(node: pytest.Item) -> dict[str, Any]:
-    """Keyword arguments of the ``metaflow`` markers on ``node``, the closest winning."""
-    options: dict[str, Any] = {}
-    for marker in reversed(list(node.iter_markers("metaflow"))):
-        if marker.args:
-            raise TypeError(f"@pytest.mark.metaflow takes keyword arguments only, got {marker.args!r}")
-        options.update(marker.kwargs)
-    return options
-
-
-def parse_timeout(value: Any, source: str) -> float | None:
-    """A run timeout in seconds (``None``/0: none); ``ValueError`` naming ``source`` if bad."""
-    if value is None or value == "":
-        return None
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        seconds = -1.0
-    if not seconds >= 0 or isinstance(value, bool):
-        raise ValueError(f"{source}: the run timeout must be a number of seconds >= 0, got {value!r}")
-    return seconds or None
-
-
-def record(item: pytest.Item | None, result: Any) -> None:
-    if item is not None:
-        item.stash.setdefault(RUNS_KEY, []).append(result)
-
-
-class RunnerFixture(Protocol):
-    """Type of the ``runner`` and ``runner_factory`` fixtures."""
-
-    def __call__(
-        self,
-        flow_file: str | os.PathLike[str],
-        *,
-        show_output: bool | None = None,
-        profile: str | None = None,
-        env: dict[str, str] | None = None,
-        cwd: str | None = None,
-        file_read_timeout: int = 3600,
-        remote: str | None = None,
-        launcher: str | None = None,
-        **top_level_kwargs: Any,
-    ) -> metaflow.Runner: ...
-
-
-class RunnerFactory:
-    """Makes ``metaflow.Runner`` objects bound to one store, and tears them all down."""
+    ``runner(flow_file, *, show_output=None, profile=None, env=None, cwd=None,
+    file_read_timeout=3600, remote=None, launcher=None, **top_level_kwargs)``
+    returns a :class:`~pytest_metaflow.FixtureRunner` (a ``metaflow.Runner``)
+    bound to the fixture's store. Every runner it makes is an entry of the
+    fixture's run registry, torn down at the fixture's teardown.
+    """
 
     def __init__(
         self,
@@ -123,17 +47,21 @@ class RunnerFactory:
         settings: Settings,
         search_dirs: Callable[[], list[Path]],
         on_result: Callable[[Any], None],
+        registry: RunRegistry,
         *,
         run_timeout: float | None = None,
-        watchdog: _processes.Watchdog | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self._search_dirs = search_dirs
         self._on_result = on_result
+        self.registry = registry
         self.run_timeout = run_timeout
-        self.watchdog = watchdog
-        self.runners: list[Any] = []
+
+    @property
+    def runners(self) -> list[Any]:
+        """The runners made so far and not yet torn down."""
+        return list(self.registry.entries)
 
     def __call__(
         self,
@@ -147,7 +75,27 @@ class RunnerFactory:
         remote: str | None = None,
         launcher: str | None = None,
         **top_level_kwargs: Any,
-    ) -> metaflow.Runner:
+    ) -> FixtureRunner:
+        """A Runner for ``flow_file`` (relative: next to the test, then under the rootdir, then in the cwd).
+
+        Parameters
+        ----------
+        flow_file : str or os.PathLike
+            The flow file.
+        show_output : bool, optional
+            Stream the run's output (default: ``--metaflow-show-output``).
+        profile, env, cwd, file_read_timeout, **top_level_kwargs
+            As ``metaflow.Runner`` takes them; ``env`` adds to the store's environment.
+        remote : {"local", "keep"}, optional
+            ``@kubernetes``/``@batch`` steps run locally or are kept (default: ``--metaflow-remote``).
+        launcher : {"fork", "exec"}, optional
+            How the runs start their tasks (default: the marker's, else ``--metaflow-launcher``).
+
+        Returns
+        -------
+        FixtureRunner
+            A ``metaflow.Runner`` bound to the store.
+        """
         if launcher is not None:
             env = {**(env or {}), **_launcher.env(_launcher.validate(launcher, "runner(launcher=...)"))}
         caller = Path(sys._getframe(1).f_code.co_filename).parent
@@ -166,21 +114,12 @@ class RunnerFactory:
             cwd=cwd,
             file_read_timeout=file_read_timeout,
             run_timeout=self.run_timeout,
-            watchdog=self.watchdog,
+            watchdog=self.registry.watchdog,
             remote=self.settings.remote_mode if remote is None else remote,
             **top_level_kwargs,
         )
-        self.runners.append(runner)
+        self.registry.add(runner)
         return runner
-
-    def close(self) -> None:
-        """Kill every process of every runner, then delete their temporary files."""
-        with contextlib.ExitStack() as stack:
-            for runner in self.runners:
-                stack.callback(runner.cleanup)
-            for runner in self.runners:
-                stack.callback(runner.kill)
-        self.runners.clear()
 
 
 def _search_dirs(request: pytest.FixtureRequest, state: SessionState) -> Callable[[], list[Path]]:
@@ -192,48 +131,52 @@ def _search_dirs(request: pytest.FixtureRequest, state: SessionState) -> Callabl
     return dirs
 
 
-def kept_path(item: pytest.Item, state: SessionState) -> Path | None:
-    """Where ``item``'s store is (or will be) kept, ``None`` if it is removed at teardown."""
-    keep = state.settings.keep
-    if state.kept_session is None or not (keep == "all" or (keep == "failed" and item.stash.get(FAILED_KEY, False))):
-        return None
-    return _kept.target(state.kept_session, item.nodeid)
+@contextlib.contextmanager
+def _registry(state: SessionState, store: _store.Store, *, bare_runs: bool = True) -> Iterator[RunRegistry]:
+    """A run registry for one fixture, closed (kill, cleanup, leak guard, release) when the fixture ends."""
+    guard = (
+        _leakguard.LeakGuard(store.tmp, files=not store.use_config, bare_runs=bare_runs)
+        if state.settings.leak_guard
+        else None
+    )
+    registry = RunRegistry(guard, state.watchdog)
+    try:
+        yield registry
+    finally:
+        registry.close()
 
 
-def _dispose(item: pytest.Item, store: _store.Store, state: SessionState) -> None:
-    # Runs after the call report: FAILED_KEY tells whether the test failed.
-    if kept_path(item, state) is None:
-        # Deleted in the background: the disk waits would otherwise add ~0.1 s to each test.
-        state.remover.remove(store.path)
-    else:
-        _kept.tidy(store.path)
-
-
-def _test_factory(request: pytest.FixtureRequest, store: _store.Store) -> RunnerFactory:
-    """The RunnerFactory of one test: its store, its marker's run timeout, the session watchdog."""
-    state = request.config.stash[SESSION_KEY]
-    options = marker_options(request.node)
-    timeout = state.settings.timeout
-    if "timeout" in options:
-        timeout = parse_timeout(options["timeout"], f"@pytest.mark.metaflow(timeout=...) on {request.node.nodeid}")
-    return RunnerFactory(
+def _test_runner(
+    request: pytest.FixtureRequest, state: SessionState, store: _store.Store, registry: RunRegistry
+) -> RunnerFixture:
+    """The RunnerFixture of one test: its store, its marker's run timeout, its registry."""
+    test = _settings.for_test(request.node, state.settings)
+    return RunnerFixture(
         store,
         state.settings,
         _search_dirs(request, state),
-        lambda res: record(request.node, res),
-        run_timeout=timeout,
-        watchdog=state.watchdog,
+        lambda res: _settings.record(request.node, res),
+        registry,
+        run_timeout=test.run_timeout,
     )
 
 
+@pytest.fixture(scope="session")
+def _metaflow_session(request: pytest.FixtureRequest) -> SessionState:
+    """The session state of pytest-metaflow (settings, watchdog, kept stores): how fixtures reach it."""
+    return _settings.state(request.config)
+
+
 @pytest.fixture
-def metaflow_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[_store.Store]:
+def metaflow_store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, _metaflow_session: SessionState
+) -> Iterator[_store.Store]:
     """This test's hermetic Metaflow store; the Metaflow client in the test reads it.
 
     ``store.path`` is the directory, ``store.env()`` the environment that points a
     Metaflow process at it. Removed at teardown, or kept (``--metaflow-keep``).
     """
-    state = request.config.stash[SESSION_KEY]
+    state = _metaflow_session
     if state.settings.keep == "none":
         path = tmp_path_factory.mktemp("metaflow-")
     else:
@@ -245,20 +188,19 @@ def metaflow_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
             _kept.prune(state.kept_session)
         path = _kept.fresh(_kept.target(state.kept_session, request.node.nodeid))
     store = _store.Store(path, use_config=state.settings.use_config)
-    launcher = marker_options(request.node).get("launcher", state.settings.launcher)
-    store.extra_env.update(
-        _launcher.env(_launcher.validate(launcher, f"@pytest.mark.metaflow(launcher=...) on {request.node.nodeid}"))
-    )
-    request.node.stash[STORE_KEY] = store
+    store.extra_env.update(_launcher.env(_settings.for_test(request.node, state.settings).launcher))
+    request.node.stash[_settings.STORE_KEY] = store
     with contextlib.ExitStack() as stack:
-        stack.callback(_dispose, request.node, store, state)
+        stack.callback(_settings.dispose_store, request.node, store, state)
         if not store.use_config:
             stack.enter_context(_store.client_bound_to(store, current=True))
         yield store
 
 
 @pytest.fixture
-def runner(request: pytest.FixtureRequest, metaflow_store: _store.Store) -> Iterator[RunnerFixture]:
+def runner(
+    request: pytest.FixtureRequest, metaflow_store: _store.Store, _metaflow_session: SessionState
+) -> Iterator[RunnerFixture]:
     """Make a ``metaflow.Runner`` for a flow file, bound to this test's store.
 
     ``runner(flow_file, *, show_output=False, profile=None, env=None, cwd=None,
@@ -271,40 +213,14 @@ def runner(request: pytest.FixtureRequest, metaflow_store: _store.Store) -> Iter
     ``--metaflow-timeout``, default 3600 s) bounds each run; then the leak
     guard checks that nothing was left behind.
     """
-    state = request.config.stash[SESSION_KEY]
-    factory = _test_factory(request, metaflow_store)
-    guard = _guard(state, metaflow_store)
-    yield factory
-    runners = list(factory.runners)
-    factory.close()
-    if guard is not None:
-        guard.check(runners)
-
-
-def _guard(state: SessionState, store: _store.Store, *, bare_runs: bool = True) -> _leakguard.LeakGuard | None:
-    if not state.settings.leak_guard:
-        return None
-    return _leakguard.LeakGuard(store.tmp, files=not store.use_config, bare_runs=bare_runs)
-
-
-class NBRunnerFixture(Protocol):
-    """Type of the ``nbrunner`` fixture."""
-
-    def __call__(
-        self,
-        flow: type | str,
-        *,
-        show_output: bool | None = None,
-        profile: str | None = None,
-        env: dict[str, str] | None = None,
-        base_dir: str | None = None,
-        file_read_timeout: int = 3600,
-        **top_level_kwargs: Any,
-    ) -> _notebook.FixtureNBRunner: ...
+    with _registry(_metaflow_session, metaflow_store) as registry:
+        yield _test_runner(request, _metaflow_session, metaflow_store, registry)
 
 
 @pytest.fixture
-def nbrunner(request: pytest.FixtureRequest, metaflow_store: _store.Store) -> Iterator[NBRunnerFixture]:
+def nbrunner(
+    request: pytest.FixtureRequest, metaflow_store: _store.Store, _metaflow_session: SessionState
+) -> Iterator[NBRunnerFixture]:
     """Run a flow class defined in a test (or conftest, or any module), or a string of
     flow source as a notebook cell would hold it, with Metaflow's NBRunner API.
 
@@ -314,38 +230,19 @@ def nbrunner(request: pytest.FixtureRequest, metaflow_store: _store.Store) -> It
     The steps see every name of the flow's module. A source string with several
     FlowSpec subclasses runs the last one. The flow file generated for it goes to
     ``base_dir`` (default: this test's temp area) and is removed at teardown, after
-    every process it started is killed. The run's cwd is ``base_dir`` if given,
-    else the current directory.
+    every process it started is killed; then the leak guard checks that nothing
+    was left behind. The run's cwd is ``base_dir`` if given, else the current directory.
     """
-    factory = _test_factory(request, metaflow_store)
-    made = _notebook.NBRunnerFactory(factory, metaflow_store.tmp)
-    guard = _guard(request.config.stash[SESSION_KEY], metaflow_store)
-    runners = factory.runners
-    with contextlib.ExitStack() as stack:
-        stack.callback(made.close)
-        stack.callback(factory.close)
+    with _registry(_metaflow_session, metaflow_store) as registry:
+        made = NBRunnerFixture(_test_runner(request, _metaflow_session, metaflow_store, registry), metaflow_store.tmp)
+        registry.add(made)  # first in, so its generated files go after every runner's teardown
         yield made
-        runners = list(factory.runners)
-    if guard is not None:
-        guard.check(runners)
-
-
-class NotebookFixture(Protocol):
-    """Type of the ``run_notebook`` fixture."""
-
-    def __call__(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        timeout: int | None = 600,
-        kernel_name: str = "python3",
-        cwd: str | None = None,
-        env: dict[str, str] | None = None,
-    ) -> nbformat.NotebookNode: ...
 
 
 @pytest.fixture
-def run_notebook(request: pytest.FixtureRequest, metaflow_store: _store.Store) -> Iterator[NotebookFixture]:
+def run_notebook(
+    request: pytest.FixtureRequest, metaflow_store: _store.Store, _metaflow_session: SessionState
+) -> Iterator[NotebookFixture]:
     """Execute a ``.ipynb`` in a real Jupyter kernel bound to this test's store.
 
     ``run_notebook(path, *, timeout=600, kernel_name="python3", cwd=None, env=None)``
@@ -356,49 +253,46 @@ def run_notebook(request: pytest.FixtureRequest, metaflow_store: _store.Store) -
     kernel's traceback. Needs ``pytest-metaflow[notebook]`` (nbclient, ipykernel).
     A relative ``path`` is looked up like ``runner``'s flow files; the kernel runs
     in the notebook's directory unless ``cwd`` is given. Every kernel, and every
-    process it started, is killed at teardown.
+    process it started, is killed at teardown (and by the session watchdog should
+    pytest die first); then the leak guard checks that nothing was left behind.
     """
-    state = request.config.stash[SESSION_KEY]
+    state = _metaflow_session
     dirs = _search_dirs(request, state)
-    executor = _notebook.NotebookExecutor(
-        metaflow_store,
-        lambda path: _flowfile.locate(path, dirs()),
-        lambda run: record(request.node, run),
-        watchdog=state.watchdog,
-    )
-    yield executor
-    executor.close()
+    with _registry(state, metaflow_store) as registry:
+        yield NotebookFixture(
+            metaflow_store,
+            lambda path: _flowfile.locate(path, dirs()),
+            lambda run: _settings.record(request.node, run),
+            registry.add,
+            watchdog=state.watchdog,
+        )
 
 
 @pytest.fixture(scope="session")
-def runner_factory(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunnerFixture]:
+def runner_factory(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, _metaflow_session: SessionState
+) -> Iterator[RunnerFixture]:
     """Like ``runner``, for module- or session-scoped fixtures sharing a run among tests.
 
     Runs live in one store per session (per xdist worker), separate from the
     per-test stores, and stay readable from every test. Torn down at session end.
     """
-    state = request.config.stash[SESSION_KEY]
+    state = _metaflow_session
     store = _store.Store(tmp_path_factory.mktemp("metaflow-session"), use_config=state.settings.use_config)
     store.extra_env.update(_launcher.env(state.settings.launcher))
-    factory = RunnerFactory(
-        store,
-        state.settings,
-        _search_dirs(request, state),
-        lambda res: record(state.current_item, res),
-        run_timeout=state.settings.timeout,
-        watchdog=state.watchdog,
-    )
-    guard = _guard(state, store, bare_runs=False)
-    runners = factory.runners
     with contextlib.ExitStack() as stack:
         stack.callback(store.remove)
         if not store.use_config:
             stack.enter_context(_store.client_bound_to(store, current=False))
-        stack.callback(factory.close)
-        yield factory
-        runners = list(factory.runners)
-    if guard is not None:
-        guard.check(runners)
+        registry = stack.enter_context(_registry(state, store, bare_runs=False))
+        yield RunnerFixture(
+            store,
+            state.settings,
+            _search_dirs(request, state),
+            lambda res: _settings.record(state.current_item, res),
+            registry,
+            run_timeout=state.settings.timeout,
+        )
 
 
 @pytest.fixture

@@ -13,20 +13,13 @@ from typing import Any, Union
 
 import pytest
 
-from . import _collect, _coverage, _kept, _launcher, _processes, _store, _summary, reporting
+from . import _collect, _coverage, _kept, _launcher, _processes, _settings, _summary, reporting
+from ._settings import FAILED_KEY, RUNS_KEY, SESSION_KEY, STORE_KEY, SessionState, kept_path
 from .fixtures import (  # noqa: F401  (fixtures are registered by import)
-    DEFAULT_RUN_TIMEOUT,
-    FAILED_KEY,
-    RUNS_KEY,
-    SESSION_KEY,
-    STORE_KEY,
-    SessionState,
-    Settings,
+    _metaflow_session,
     artifact_snapshot,
-    kept_path,
     metaflow_store,
     nbrunner,
-    parse_timeout,
     run_notebook,
     runner,
     runner_factory,
@@ -113,93 +106,23 @@ def _add_number_ini(parser: pytest.Parser, name: str, help_text: str, kind: type
     parser.addini(name, help_text, default=default)
 
 
-def _flag(config: pytest.Config, name: str) -> bool:
-    value = config.getoption(name)
-    return bool(config.getini(name) if value is None else value)
-
-
-def _value(config: pytest.Config, name: str) -> tuple[Any, str]:
-    """``(value, where it came from)``: the command line wins over the ini file."""
-    value = config.getoption(name)
-    if value is not None:
-        return value, "--" + name.replace("_", "-")
-    return config.getini(name), f"ini option {name}"
-
-
-def _keep(config: pytest.Config) -> str:
-    value, source = _value(config, "metaflow_keep")
-    if value not in _kept.KEEP_CHOICES:
-        raise pytest.UsageError(f"{source}: expected one of {', '.join(_kept.KEEP_CHOICES)}, got {value!r}")
-    return value
-
-
-def _durations(config: pytest.Config) -> int:
-    value, source = _value(config, "metaflow_durations")
-    try:
-        number = int(value) if not isinstance(value, (bool, float)) else -1
-    except (TypeError, ValueError):
-        number = -1
-    if number < 0:
-        raise pytest.UsageError(f"{source}: expected a number >= 0 (0 shows all), got {value!r}")
-    return number
-
-
-def _timeout(config: pytest.Config) -> float | None:
-    value, source = _value(config, "metaflow_timeout")
-    if value is None or value == "":
-        return DEFAULT_RUN_TIMEOUT
-    try:
-        return parse_timeout(value, source)
-    except ValueError as e:
-        raise pytest.UsageError(str(e)) from None
-
-
-def _remote(config: pytest.Config) -> str | None:
-    value, source = _value(config, "metaflow_remote")
-    if value is None or value == "":
-        return None
-    if value not in _store.REMOTE_CHOICES:
-        raise pytest.UsageError(f"{source}: expected one of {', '.join(_store.REMOTE_CHOICES)}, got {value!r}")
-    return str(value)
-
-
-def _launcher_mode(config: pytest.Config) -> str:
-    value, source = _value(config, "metaflow_launcher")
-    try:
-        if value is None or value == "":
-            return _launcher.default()
-        return _launcher.validate(str(value), source)
-    except ValueError as e:
-        raise pytest.UsageError(str(e)) from None
-
-
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
     # Metaflow's vendored yaml imports PyYAML's legacy `_yaml` shim, which warns once per
     # process; a test importing metaflow must not fail on it under filterwarnings=error.
     config.addinivalue_line("filterwarnings", VENDORED_YAML_WARNING)
-    settings = Settings(
-        show_output=_flag(config, "metaflow_show_output"),
-        pylint=_flag(config, "metaflow_pylint"),
-        use_config=_flag(config, "metaflow_use_config"),
-        collect=tuple(config.getoption("metaflow_collect") or config.getini("metaflow_collect")),
-        keep=_keep(config),
-        durations=_durations(config),
-        timeout=_timeout(config),
-        leak_guard=not _flag(config, "metaflow_no_leak_guard"),
-        remote=_remote(config),
-        launcher=_launcher_mode(config),
-    )
+    settings = _settings.from_config(config)
+    _settings.activate(settings)
     state = SessionState(settings=settings)
     config.stash[SESSION_KEY] = state
     config.pluginmanager.register(_ReportCollector(state), "metaflow-report-collector")
     _coverage.share_with_xdist_workers(config)
-    reporting.verbosity = config.get_verbosity()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(SESSION_KEY, None)
     if state is not None:
+        _settings.deactivate(state.settings)
         state.watchdog.close()
 
 

@@ -9,14 +9,21 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .errors import FlowStartError
+
 TAIL_LINES = 20
 # Under -v a tail is this long (a failing step's log can be megabytes); -vv shows all.
 VERBOSE_TAIL_LINES = 1000
 LINE_CHARS = 2000  # longer lines are cut, except under -vv
-# Set by the plugin from -v; longer tails and all traceback frames when > 0.
-verbosity = 0
 # What Metaflow's runtime writes when a task's log reaches --max-log-size (runtime.py: TruncatedBuffer).
 TRUNCATED = "[TRUNCATED - MAXIMUM LOG FILE SIZE REACHED]"
+
+
+def _verbosity() -> int:
+    """The running session's ``-v`` count: longer tails and all traceback frames when > 0."""
+    from ._settings import verbosity  # imports pytest: only once a report is written
+
+    return verbosity()
 
 
 def split(result: Any) -> tuple[Any | None, Any]:
@@ -43,6 +50,7 @@ def check_type(result: Any, allowed: tuple[str, ...], helper: str) -> None:
 def tail(text: str, lines: int = TAIL_LINES) -> str:
     """The last ``lines`` lines of ``text`` (1000 under ``-v``, all under ``-vv``), with a note if cut."""
     all_lines = text.rstrip("\n").splitlines()
+    verbosity = _verbosity()
     if verbosity >= 2:
         return "\n".join(all_lines)
     if verbosity == 1:
@@ -73,7 +81,7 @@ _FRAME = re.compile(r'^(\s*)File "([^"]+)", line \d+')
 
 def hide_metaflow_frames(text: str) -> str:
     """Drop traceback frames inside the metaflow package (all kept under ``-v``)."""
-    if verbosity > 0:
+    if _verbosity() > 0:
         return text
     mf_dir = _metaflow_dir()
     out: list[str] = []
@@ -347,3 +355,87 @@ def nothing_written(seconds: float | None) -> str:
         "(Python, `import metaflow` and the flow file: under a second on an idle machine, far longer "
         "on a loaded one) or the flow file's module-level code did not return; a larger timeout tells them apart"
     )
+
+
+def read_log(path: str | None) -> str:
+    """The text of a log file, ``""`` when it is gone or unreadable."""
+    try:
+        with open(path or "", encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def start_error(flow_file: str, error: RuntimeError, command_obj: Any = None, waited: float = 0) -> FlowStartError:
+    """The :class:`FlowStartError` for Metaflow's ``RuntimeError`` when its process ended before a run."""
+    cause = error.__cause__
+    command = " ".join(getattr(cause, "cmd", None) or getattr(command_obj, "command", None) or [])
+    stdout = stderr = ""
+    if command_obj is not None and getattr(command_obj, "log_files", None):
+        # Metaflow builds its message as soon as the child exits, possibly before
+        # its pipe readers wrote the last lines to the log files: wait for them.
+        for thread in (getattr(command_obj, "stdout_thread", None), getattr(command_obj, "stderr_thread", None)):
+            if thread is not None:
+                thread.join(timeout=10)
+        stdout = read_log(command_obj.log_files.get("stdout"))
+        stderr = read_log(command_obj.log_files.get("stderr"))
+    if not (stdout or stderr):
+        text = str(error)
+        if "\nStderr:\n" in text:
+            text, stderr = text.split("\nStderr:\n", 1)
+        if "\nStdout:\n" in text:
+            stdout = text.split("\nStdout:\n", 1)[1]
+    timed_out = waited if isinstance(cause, TimeoutError) else None
+    message = start_failure(flow_file, command.split(), stdout, stderr, timed_out)
+    return FlowStartError(message, command=command, stdout=stdout, stderr=stderr)
+
+
+def import_timeout(flow_file: str, seconds: float) -> str:
+    """Why the import of a flow file in the pytest process was interrupted."""
+    return (
+        f"importing the flow file {flow_file} took more than the run timeout of {seconds:g} s "
+        "(Metaflow imports it in the pytest process to build its command line); "
+        "does it do slow work at module level?"
+    )
+
+
+# "<date> <time> [<run>/<step>/<task> (pid N)] <message>" in the runtime's output.
+_TASK_LINE = re.compile(r"\[(?P<pathspec>[^\s\]/]+/[^\s\]/]+/[^\s\]/]+) \(pid \d+\)\] ?(?P<text>.*)$")
+_TASK_ENDED = ("Task finished successfully.", "Task failed.")
+
+
+def running_tasks(output: str) -> list[tuple[str, list[str]]]:
+    """Tasks that started and never ended in the runtime's output, with their lines."""
+    lines: dict[str, list[str]] = {}
+    ended = set()
+    for line in output.splitlines():
+        m = _TASK_LINE.search(line)
+        if m:
+            lines.setdefault(m["pathspec"], []).append(m["text"])
+            if m["text"].strip().startswith(_TASK_ENDED):
+                ended.add(m["pathspec"])
+    return [(p, text) for p, text in lines.items() if p not in ended]
+
+
+def run_timeout(result: Any, flow_file: str, seconds: float | None, stdout: str, stderr: str) -> str:
+    """Message of a ``RunTimeoutError``: what ran out of time, and which steps were running."""
+    obj = getattr(result, "run", None) or getattr(result, "task", None)
+    what = f"{kind(obj)} {obj.pathspec}" if obj is not None else f"the run of {flow_file}"
+    parts = [
+        f"{what} timed out after {seconds:g} s (the metaflow run timeout: "
+        "@pytest.mark.metaflow(timeout=...) or --metaflow-timeout); its processes were killed"
+    ]
+    running = running_tasks(stdout + "\n" + stderr)
+    flow = obj.pathspec.split("/")[0] + "/" if obj is not None else ""
+    for pathspec, text in running:
+        step = pathspec.split("/")[1]
+        text = [line for line in text if line.strip() != "Task is starting."]
+        parts.append(f"step '{step}' was running (task {flow}{pathspec}); its output:")
+        parts.append(indent(tail("\n".join(text), 10)))
+    output = (stderr.strip() + "\n" + stdout.strip()).strip()
+    if not running and output:
+        parts.append("no step was running; output of the Metaflow process:")
+        parts.append(indent(tail(output, 10)))
+    elif not running:
+        parts.append(nothing_written(seconds))
+    return "\n".join(parts)

@@ -214,7 +214,7 @@ def test_case_timeout_kills_the_run(flows: pytest.Pytester) -> None:
             "*'expect' must be 'success' or 'failure', got 'boom'",
         ),
         ("PYTEST_METAFLOW = dict(cases={})", "*PYTEST_METAFLOW must be a literal*read without importing the flow"),
-        ('PYTEST_METAFLOW = {"timeout": -1}', "*'timeout' must be a positive number of seconds, got -1"),
+        ('PYTEST_METAFLOW = {"timeout": -1}', "*PYTEST_METAFLOW: 'timeout': the run timeout must be a number of seconds >= 0, got -1"),
     ],
 )
 def test_bad_declarations_are_collection_errors(flow_pytester: pytest.Pytester, declaration: str, message: str) -> None:
