@@ -6,9 +6,15 @@ the ``pytest11`` entry point; this package exports the assertion helpers, the
 error types and the fixtures' types. Importing it does not import metaflow.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._flowconfig import FLOW_DIR
+from ._nbrunner import FixtureNBRunner, NBRunnerFixture
+from ._run_notebook import NotebookFixture
 from ._s3 import MetaflowS3, S3Server
 from ._snapshot_api import ArtifactSnapshot
+from ._store import Store as MetaflowStore
+from ._types import RunOrTask, RunResult
 from .assertions import (
     assert_artifacts,
     assert_log_contains,
@@ -31,10 +37,20 @@ from .errors import (
     RunTimeoutError,
     S3EndpointError,
 )
-from ._nbrunner import FixtureNBRunner, NBRunnerFixture
-from ._run_notebook import NotebookFixture
-from ._store import Store as MetaflowStore
 from .fixtures import RunnerFixture
+
+if TYPE_CHECKING:
+    from ._runner import FixtureRunner
+
+
+def __getattr__(name: str) -> Any:
+    # FixtureRunner subclasses metaflow.Runner: importing it imports metaflow, so only on demand.
+    if name == "FixtureRunner":
+        from ._runner import FixtureRunner
+
+        return FixtureRunner
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __version__ = "0.1.0"
 
@@ -65,4 +81,9 @@ __all__ = [
     "NBRunnerFixture",
     "NotebookFixture",
     "RunnerFixture",
+    "FixtureNBRunner",
+    "MetaflowStore",
+    "RunOrTask",
+    "RunResult",
+    "FixtureRunner",
 ]

@@ -135,7 +135,7 @@ def _flow_class(tree: ast.Module, mains: list[ast.If]) -> ast.ClassDef | None:
         for call in ast.walk(block):
             if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id in classes:
                 return classes[call.func.id]
-    flows: dict = {}
+    flows: dict[str, Any] = {}
     changed = True
     while changed:  # FlowSpec subclasses, also through base classes defined in the file
         changed = False

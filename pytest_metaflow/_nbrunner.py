@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any, Callable
 from .errors import InvalidFlowError
 
 if TYPE_CHECKING:
-    import metaflow
+    from metaflow.client.core import Run
+    from metaflow.runner.metaflow_runner import ExecutingRun
 
     from ._runner import FixtureRunner
 
@@ -70,7 +71,7 @@ if __name__ == "__main__":
 
 
 def _is_flowspec_class(obj: Any) -> bool:
-    from metaflow import FlowSpec
+    from metaflow.flowspec import FlowSpec
 
     return isinstance(obj, type) and issubclass(obj, FlowSpec) and obj is not FlowSpec
 
@@ -161,7 +162,7 @@ class FixtureNBRunner:
         self.flow = flow
         self.flow_file = flow_file
 
-    def nbrun(self, **kwargs: Any) -> metaflow.Run:
+    def nbrun(self, **kwargs: Any) -> Run:
         """Run the flow to the end and return the finished ``metaflow.Run``.
 
         Parameters
@@ -173,25 +174,25 @@ class FixtureNBRunner:
         self.cleanup()
         return result.run
 
-    def nbresume(self, **kwargs: Any) -> metaflow.Run:
+    def nbresume(self, **kwargs: Any) -> Run:
         """Resume the latest run (or ``origin_run_id=``) to the end; return the ``metaflow.Run``."""
         result = self.runner.resume(**kwargs)
         self.cleanup()
         return result.run
 
-    def run(self, **kwargs: Any) -> metaflow.runner.metaflow_runner.ExecutingRun:
+    def run(self, **kwargs: Any) -> ExecutingRun:
         """Blocking run; returns the ``ExecutingRun``."""
         return self.runner.run(**kwargs)
 
-    def resume(self, **kwargs: Any) -> metaflow.runner.metaflow_runner.ExecutingRun:
+    def resume(self, **kwargs: Any) -> ExecutingRun:
         """Blocking resume; returns the ``ExecutingRun``."""
         return self.runner.resume(**kwargs)
 
-    async def async_run(self, **kwargs: Any) -> metaflow.runner.metaflow_runner.ExecutingRun:
+    async def async_run(self, **kwargs: Any) -> ExecutingRun:
         """Start a run and return its ``ExecutingRun`` at once (``await`` it)."""
         return await self.runner.async_run(**kwargs)
 
-    async def async_resume(self, **kwargs: Any) -> metaflow.runner.metaflow_runner.ExecutingRun:
+    async def async_resume(self, **kwargs: Any) -> ExecutingRun:
         """Start a resume and return its ``ExecutingRun`` at once (``await`` it)."""
         return await self.runner.async_resume(**kwargs)
 
@@ -247,7 +248,8 @@ class NBRunnerFixture:
                 "the source given defines no FlowSpec subclass"
             )
         # Several flows in one cell: the last one defined runs (base flows come first).
-        return [f for f in flows if flow_name in (None, f.__name__)][-1]
+        chosen: type = [f for f in flows if flow_name in (None, f.__name__)][-1]
+        return chosen
 
     def __call__(
         self,

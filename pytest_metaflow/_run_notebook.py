@@ -99,7 +99,8 @@ def read_notebook(path: Path) -> nbformat.NotebookNode:
     import nbformat
 
     try:
-        return nbformat.read(path, as_version=4)
+        notebook: nbformat.NotebookNode = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]
+        return notebook
     except OSError:
         raise
     except Exception as e:
@@ -244,7 +245,7 @@ class NotebookFixture:
     def _runs(self) -> dict[str, Any]:
         if self._store.use_config:  # the user's own metadata: not ours to list
             return {}
-        from metaflow import Metaflow
+        from metaflow.client.core import Metaflow
 
         with contextlib.suppress(Exception):  # a listing problem must not hide the notebook's outcome
             return {run.pathspec: run for flow in Metaflow() for run in flow}

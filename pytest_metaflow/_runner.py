@@ -8,19 +8,23 @@ spin's inputs and outputs in :mod:`._spin`.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from . import _store
 
 _store.import_metaflow()  # before any other metaflow import: its import-time warnings are not the test's
 
-import metaflow  # noqa: E402
 from metaflow.exception import MetaflowException  # noqa: E402
+from metaflow.flowspec import FlowSpec  # noqa: E402
 from metaflow.runner import click_api  # noqa: E402
+from metaflow.runner.metaflow_runner import ExecutingRun, ExecutingTask, Runner  # noqa: E402
 
 from . import _flowconfig, _flowfile, _flowimport, _processes, _spin, _supervise  # noqa: E402
 from .errors import InvalidFlowError  # noqa: E402
+
+T = TypeVar("T")
 
 
 def _origin_run_here(store: _store.Store, kwargs: dict[str, Any]) -> None:
@@ -42,7 +46,7 @@ def _run_env(
     return full_env
 
 
-class FixtureRunner(metaflow.Runner):
+class FixtureRunner(Runner):
     """A ``metaflow.Runner`` bound to a hermetic store.
 
     It behaves like Metaflow's Runner, with these differences: runs write to the
@@ -108,21 +112,22 @@ class FixtureRunner(metaflow.Runner):
         self._on_result(result)
         return result
 
-    def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        return self._supervisor.call(self._store.tmp, self._finish, method, *args, **kwargs)
+    def _call(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        result: T = self._supervisor.call(self._store.tmp, self._finish, method, *args, **kwargs)
+        return result
 
-    async def _acall(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    async def _acall(self, method: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         return await self._supervisor.acall(self._store.tmp, self._finish, method, *args, **kwargs)
 
-    def run(self, **kwargs: Any) -> Any:
+    def run(self, **kwargs: Any) -> ExecutingRun:
         return self._call(super().run, **kwargs)
 
-    def resume(self, **kwargs: Any) -> Any:
+    def resume(self, **kwargs: Any) -> ExecutingRun:
         _origin_run_here(self._store, kwargs)
         with _flowconfig.for_resume(self):  # a resumed run takes the origin run's configs
             return self._call(super().resume, **kwargs)
 
-    def spin(self, pathspec: str, *, artifacts: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+    def spin(self, pathspec: str, *, artifacts: dict[str, Any] | None = None, **kwargs: Any) -> ExecutingTask:
         """Re-run one step of an earlier run (Metaflow's ``spin``), with inputs given as plain values.
 
         Parameters
@@ -151,15 +156,17 @@ class FixtureRunner(metaflow.Runner):
                 path.unlink(missing_ok=True)
         return _spin.mark_unpersisted(result, kwargs)
 
-    async def async_run(self, **kwargs: Any) -> Any:
+    async def async_run(self, **kwargs: Any) -> ExecutingRun:
         return await self._acall(super().async_run, **kwargs)
 
-    async def async_resume(self, **kwargs: Any) -> Any:
+    async def async_resume(self, **kwargs: Any) -> ExecutingRun:
         _origin_run_here(self._store, kwargs)
         with _flowconfig.for_resume(self):
             return await self._acall(super().async_resume, **kwargs)
 
-    async def async_spin(self, pathspec: str, *, artifacts: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+    async def async_spin(
+        self, pathspec: str, *, artifacts: dict[str, Any] | None = None, **kwargs: Any
+    ) -> ExecutingTask:
         """Like ``spin``, returning as soon as the task started; the artifacts module lives until ``cleanup()``."""
         files = self._artifacts(pathspec, artifacts, kwargs)
         self._spin_modules.extend(files)  # the spin process reads them after we return
@@ -168,7 +175,7 @@ class FixtureRunner(metaflow.Runner):
         return _spin.mark_unpersisted(result, kwargs)
 
     def _artifacts(self, pathspec: str, artifacts: dict[str, Any] | None, kwargs: dict[str, Any]) -> list[Path]:
-        flow_cls = _flowfile.loaded_flow_class(click_api.loaded_modules.get(self.flow_file), metaflow.FlowSpec)
+        flow_cls = _flowfile.loaded_flow_class(click_api.loaded_modules.get(self.flow_file), FlowSpec)
         return _spin.artifacts_module(flow_cls, pathspec, artifacts, kwargs, self._store.tmp, self.token)
 
     # -- teardown ---------------------------------------------------------------
@@ -180,7 +187,7 @@ class FixtureRunner(metaflow.Runner):
     def cleanup(self) -> None:
         """Delete temporary files; logs stay readable through ``stdout``/``stderr``."""
         _supervise.keep_logs(self.spm.commands, self._store.logs, self.token)
-        super().cleanup()
+        super().cleanup()  # type: ignore[no-untyped-call]
         while self._spin_modules:
             self._spin_modules.pop().unlink(missing_ok=True)
 

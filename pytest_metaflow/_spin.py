@@ -20,8 +20,9 @@ import sys
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
+T = TypeVar("T")
 _counter = itertools.count()
 # Literals up to this many characters of repr go into the module; bigger ones are pickled.
 LITERAL_BUDGET = 64 * 1024
@@ -271,9 +272,9 @@ _unpersisted_class: list[type] = []
 def _unpersisted_task_class() -> type:
     """A ``metaflow.Task`` subclass whose artifact reads say to pass ``persist=True`` (made on first use)."""
     if not _unpersisted_class:
-        import metaflow
+        from metaflow.client.core import Task
 
-        class _UnpersistedTask(metaflow.Task):  # type: ignore[misc]
+        class _UnpersistedTask(Task):
             """A ``metaflow.Task`` spun without ``persist=True``: reading an artifact says to pass it."""
 
             def __getitem__(self, name: str) -> Any:
@@ -290,14 +291,14 @@ def _unpersisted_task_class() -> type:
     return _unpersisted_class[0]
 
 
-def mark_unpersisted(result: Any, kwargs: Mapping[str, Any]) -> Any:
+def mark_unpersisted(result: T, kwargs: Mapping[str, Any]) -> T:
     """``result`` of a spin; its task says how to read artifacts when spun without ``persist=True``."""
-    import metaflow
+    from metaflow.client.core import Task
 
-    task = getattr(result, "task", None)
-    if not kwargs.get("persist") and type(task) is metaflow.Task:
+    task: Any = getattr(result, "task", None)
+    if not kwargs.get("persist") and type(task) is Task:
         task.__class__ = _unpersisted_task_class()
-        task.spun_without_persist = True  # for helpers that list artifacts
+        task.spun_without_persist = True  # type: ignore[attr-defined]  # for helpers that list artifacts
     return result
 
 

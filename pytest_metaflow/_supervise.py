@@ -23,10 +23,12 @@ import time
 import warnings
 from collections.abc import Awaitable, Iterator
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from . import _flowconfig, _processes, _remote, _store, reporting
 from .errors import RunTimeoutError
+
+T = TypeVar("T")
 
 
 @contextlib.contextmanager
@@ -212,16 +214,17 @@ class Supervisor:
         return result
 
     async def acall(
-        self, tmp: Any, finish: Callable[[Any], Any], method: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any
-    ) -> Any:
+        self, tmp: Any, finish: Callable[[Any], Any], method: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any
+    ) -> T:
         """Like :meth:`call` for the async methods; the timeout is raised by ``wait()``."""
         call = self.new_call()
         with self.calling(call, tmp):
             result = await method(*args, **kwargs)
         # Metaflow's wait(timeout=...) kills with pkill -P (direct children, procps
         # needed); kill the whole tree instead.
-        result.command_obj.kill = call.kill
-        metaflow_wait = result.wait
+        process: Any = result
+        process.command_obj.kill = call.kill
+        metaflow_wait = process.wait
 
         async def wait(timeout: float | None = None, stream: str | None = None) -> Any:
             await metaflow_wait(timeout, stream)
@@ -231,8 +234,9 @@ class Supervisor:
             return result
 
         wait.__doc__ = metaflow_wait.__doc__
-        result.wait = wait
-        return finish(result)
+        process.wait = wait
+        finish(result)
+        return result
 
     def kill(self) -> list[int]:
         """Kill every process of every call (the whole tree); return their pids."""

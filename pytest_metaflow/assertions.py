@@ -16,6 +16,7 @@ from typing import Any, Union
 
 from . import _compare
 from . import reporting as r
+from ._types import RunOrTask, RunResult
 
 __all__ = [
     "assert_run_succeeded",
@@ -32,7 +33,7 @@ _RUN_OR_TASK = ("run", "task")
 _STREAMS = ("stdout", "stderr")
 
 
-def assert_run_succeeded(result: Any, /) -> None:
+def assert_run_succeeded(result: RunResult, /) -> None:
     """Pass when the run finished successfully; otherwise say which step failed and why."""
     __tracebackhide__ = _hide
     r.check_type(result, _RUN, "assert_run_succeeded")
@@ -90,7 +91,7 @@ def _error_text(task: Any) -> str:
 
 
 def assert_run_failed(
-    result: Any,
+    result: RunResult,
     /,
     *,
     step: str | None = None,
@@ -214,7 +215,7 @@ def _not_found(what: str, where: str, log: str, truncated: list[str]) -> Asserti
 
 
 def assert_log_contains(
-    result: Any,
+    result: RunOrTask,
     text: str,
     /,
     *,
@@ -235,7 +236,7 @@ def assert_log_contains(
 
 
 def assert_log_matches(
-    result: Any,
+    result: RunOrTask,
     pattern: str,
     /,
     *,
@@ -252,7 +253,7 @@ def assert_log_matches(
 
 
 def assert_log_not_contains(
-    result: Any,
+    result: RunOrTask,
     text: str,
     /,
     *,
@@ -272,7 +273,7 @@ def assert_log_not_contains(
 
 
 def assert_artifacts(
-    result: Any,
+    result: RunOrTask,
     expected: Mapping[str, Any] | None = None,
     /,
     *,

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from . import reporting as r
+from ._types import RunOrTask
 
 __all__ = ["card_data", "card_components"]
 
@@ -80,7 +81,7 @@ def _card(task: Any, type: str | None, id: str | None, helper: str) -> Any:
 
 
 def card_data(
-    result: Any, *, step: str | None = None, type: str | None = None, id: str | None = None
+    result: RunOrTask, *, step: str | None = None, type: str | None = None, id: str | None = None
 ) -> dict[str, Any]:
     """The data a task's card shows, decoded from its HTML.
 
@@ -140,7 +141,12 @@ def _leaves(components: list[Any]) -> Iterator[dict[str, Any]]:
 
 
 def card_components(
-    result: Any, *, step: str | None = None, type: str | None = None, id: str | None = None, kind: str | None = None
+    result: RunOrTask,
+    *,
+    step: str | None = None,
+    type: str | None = None,
+    id: str | None = None,
+    kind: str | None = None,
 ) -> list[dict[str, Any]]:
     """The components a card shows, in order, out of their page/section containers.
 

@@ -138,7 +138,7 @@ def status(result: Any) -> str:
     """``successful``, ``failed``, ``running`` or ``timeout``."""
     executing, obj = split(result)
     if executing is not None:
-        return executing.status
+        return str(executing.status)
     if obj.successful:
         return "successful"
     return "failed" if obj.finished or failed_tasks(obj) else "running"
