@@ -214,7 +214,10 @@ def test_case_timeout_kills_the_run(flows: pytest.Pytester) -> None:
             "*'expect' must be 'success' or 'failure', got 'boom'",
         ),
         ("PYTEST_METAFLOW = dict(cases={})", "*PYTEST_METAFLOW must be a literal*read without importing the flow"),
-        ('PYTEST_METAFLOW = {"timeout": -1}', "*PYTEST_METAFLOW: 'timeout': the run timeout must be a number of seconds >= 0, got -1"),
+        (
+            'PYTEST_METAFLOW = {"timeout": -1}',
+            "*PYTEST_METAFLOW: 'timeout': the run timeout must be a number of seconds >= 0, got -1",
+        ),
     ],
 )
 def test_bad_declarations_are_collection_errors(flow_pytester: pytest.Pytester, declaration: str, message: str) -> None:
@@ -377,3 +380,15 @@ def test_pytest_timeout_on_a_collected_flow_fails_that_item(flow_pytester: pytes
     result.stdout.no_fnmatch_line("*INTERNALERROR*")
     result.stdout.fnmatch_lines(["*Failed: Timeout (>40.0s) from pytest-timeout*"])
     result.assert_outcomes(passed=1, failed=1)
+
+
+def test_case_timeout_zero_means_no_limit_and_wins_over_the_command_line(flow_pytester: pytest.Pytester) -> None:
+    """A case's timeout is its item's marker: 0 is "no limit", as for the marker and --metaflow-timeout."""
+    source = (flow_pytester.path / "hello.py").read_text()
+    (flow_pytester.path / "hello.py").write_text(
+        source.replace("class HelloFlow", 'PYTEST_METAFLOW = {"timeout": 0}\n\n\nclass HelloFlow')
+    )
+    assert [c.timeout for c in inspect_flow_file(flow_pytester.path / "hello.py")[2]] == [0]  # type: ignore[index]
+    # A 1 s command-line timeout would kill the run: the case's "no limit" wins (marker > command line).
+    result = flow_pytester.runpytest_subprocess("--metaflow-collect=hello.py", "--metaflow-timeout=1", "hello.py")
+    result.assert_outcomes(passed=1)
