@@ -183,6 +183,8 @@ class NotebookFixture:
         startup.mkdir(parents=True)
         (startup / "00-pytest-metaflow.py").write_text(_KERNEL_STARTUP, encoding="utf-8")
         private = self._store.tmp / f"nbrunner-{token}"
+        kernel_tmp = private / "tmp"
+        kernel_tmp.mkdir(parents=True)
         self._register(Kernel(token, private, workdir))
         if self._watchdog is not None:
             self._watchdog.add_token(token)
@@ -197,6 +199,9 @@ class NotebookFixture:
             # IPython's history and profile go to the store, not ~/.ipython.
             "IPYTHONDIR": str(ipython_dir),
             NBRUNNER_DIR_VAR: str(private),
+            # Temp files of the kernel's runs (a failed nbrun() leaves its log directory): the
+            # kernel's own, removed with it at teardown rather than reported by the leak guard.
+            "TMPDIR": str(kernel_tmp),
         }
         # nbclient enforces its cell timeout only with the async manager.
         km = AsyncKernelManager(kernel_name=kernel_name, connection_file=str(self._store.tmp / f"kernel-{token}.json"))
