@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Generator
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import pytest
 
@@ -28,86 +28,17 @@ from .fixtures import (  # noqa: F401  (fixtures are registered by import)
 # Hermetic S3 (fixtures s3_server, metaflow_s3, and their hooks) lives in its own plugin module.
 pytest_plugins = ["pytest_metaflow._s3plugin", "pytest_metaflow._snapshot_hooks"]
 
-SHOW_OUTPUT_HELP = "stream the output of flow runs live instead of keeping it for the failure report"
-PYLINT_HELP = "let Metaflow lint flows with pylint before each run (off by default: +1 s per run)"
-USE_CONFIG_HELP = (
-    "run flows with your Metaflow configuration (METAFLOW_HOME/profile, datastore, "
-    "metadata service) instead of a hermetic local store per test"
-)
-COLLECT_HELP = (
-    "collect flow files matching GLOB as tests, one per case of their PYTEST_METAFLOW dict "
-    "(a glob with '/' matches the path relative to the rootdir, otherwise the file name; repeatable)"
-)
-KEEP_HELP = (
-    "keep the Metaflow store of failed (or all) tests for a post-mortem, under "
-    "<pytest temp root>/metaflow-kept/ (last 3 sessions); default: none"
-)
-DURATIONS_HELP = "show the N slowest flow runs and steps in the terminal summary (0: all; default 5)"
 _SEEN_KEY = pytest.StashKey[int]()
 _REMOTE_WORDS = {"local": "run locally", "keep": "kept (need your remote compute)"}
 VENDORED_YAML_WARNING = "ignore::DeprecationWarning:_yaml"
 
-TIMEOUT_HELP = (
-    "kill a flow run (its whole process tree) that runs longer than this many seconds and "
-    "fail the test with RunTimeoutError; default 3600, 0: no limit. @pytest.mark.metaflow(timeout=...) wins"
-)
-REMOTE_HELP = (
-    "local: run steps decorated with @kubernetes/@batch locally (their resource arguments "
-    "ignored, other decorators kept); keep: leave them as they are (they need your remote setup). "
-    "Default: local, or keep with --metaflow-use-config"
-)
-NO_LEAK_GUARD_HELP = "do not check after each test that its runs left no process and no temporary file"
-MARKER_HELP = (
-    "metaflow(timeout=None, launcher=None): options of pytest-metaflow for this test; timeout=SECONDS "
-    "bounds each flow run of the test (see --metaflow-timeout); launcher='exec' gives its runs' tasks "
-    "fresh interpreters (see --metaflow-launcher)"
-)
-
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("metaflow", "testing Metaflow flows (pytest-metaflow)")
-    for name, help_text in (
-        ("show-output", SHOW_OUTPUT_HELP),
-        ("pylint", PYLINT_HELP),
-        ("use-config", USE_CONFIG_HELP),
-        ("no-leak-guard", NO_LEAK_GUARD_HELP),
-    ):
-        dest = "metaflow_" + name.replace("-", "_")
-        group.addoption(f"--metaflow-{name}", action="store_true", default=None, dest=dest, help=help_text)
-        parser.addini(dest, help_text, type="bool", default=False)
-    group.addoption("--metaflow-collect", action="append", metavar="GLOB", dest="metaflow_collect", help=COLLECT_HELP)
-    parser.addini("metaflow_collect", COLLECT_HELP, type="args", default=[])
-    group.addoption("--metaflow-keep", metavar="{none,failed,all}", dest="metaflow_keep", help=KEEP_HELP)
-    parser.addini("metaflow_keep", KEEP_HELP, default="none")
-    group.addoption("--metaflow-durations", metavar="N", dest="metaflow_durations", help=DURATIONS_HELP)
-    _add_number_ini(parser, "metaflow_durations", DURATIONS_HELP, int, default="5")
-    group.addoption("--metaflow-timeout", default=None, dest="metaflow_timeout", metavar="SECONDS", help=TIMEOUT_HELP)
-    _add_number_ini(parser, "metaflow_timeout", TIMEOUT_HELP, float, default=None)
-    group.addoption("--metaflow-remote", metavar="{local,keep}", dest="metaflow_remote", help=REMOTE_HELP)
-    parser.addini("metaflow_remote", REMOTE_HELP, default=None)
-    group.addoption("--metaflow-launcher", metavar="{fork,exec}", dest="metaflow_launcher", help=_launcher.HELP)
-    parser.addini("metaflow_launcher", _launcher.HELP, default=None)
-
-
-def _add_number_ini(parser: pytest.Parser, name: str, help_text: str, kind: type, default: Any) -> None:
-    """An ini option holding a number, written as a number or a string.
-
-    pytest 9 reads ``[tool.pytest]`` in pyproject.toml with native TOML types and
-    checks them: a "string" option rejects ``metaflow_timeout = 600``. Register the
-    widest type this pytest accepts (``int | str`` on 9.2+, the number type on
-    9.0/9.1, a string before); the value is validated by the plugin either way.
-    """
-    for type_ in (Union[kind, str], kind.__name__):
-        try:
-            parser.addini(name, help_text, type=type_, default=default)  # type: ignore[arg-type]
-            return
-        except (AssertionError, ValueError, TypeError):  # this pytest does not know the type
-            continue
-    parser.addini(name, help_text, default=default)
+    _settings.add_options(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", MARKER_HELP)
+    config.addinivalue_line("markers", _settings.MARKER_HELP)
     # Metaflow's vendored yaml imports PyYAML's legacy `_yaml` shim, which warns once per
     # process; a test importing metaflow must not fail on it under filterwarnings=error.
     config.addinivalue_line("filterwarnings", VENDORED_YAML_WARNING)
