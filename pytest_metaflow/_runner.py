@@ -8,7 +8,6 @@ spin's inputs and outputs in :mod:`._spin`.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -32,6 +31,14 @@ def _origin_run_here(store: _store.Store, kwargs: dict[str, Any]) -> None:
     origin = kwargs.get("origin_run_id")
     if origin is not None and not store.use_config:
         _store.import_run(str(origin), store)
+
+
+def _artifacts(
+    runner: FixtureRunner, pathspec: str, artifacts: dict[str, Any] | None, kwargs: dict[str, Any]
+) -> list[Path]:
+    """spin's ``artifacts=`` written as the module Metaflow reads (``kwargs["artifacts_module"]``)."""
+    flow_cls = _flowfile.loaded_flow_class(click_api.loaded_modules.get(runner.flow_file), FlowSpec)
+    return _spin.artifacts_module(flow_cls, pathspec, artifacts, kwargs, runner._store.tmp, runner.token)
 
 
 def _run_env(
@@ -79,7 +86,7 @@ class FixtureRunner(Runner):
         self._on_result = on_result
         self._spin_modules: list[Path] = []
         self.run_timeout = run_timeout
-        self._supervisor = _supervise.Supervisor(self, run_timeout, watchdog)
+        self._supervisor = _supervise.Supervisor(self, run_timeout, watchdog, tmp=store.tmp, finish=self._finish)
         self.token = self._supervisor.token
         full_env = _run_env(store, flow_file, env, self.token, profile=profile, remote=remote)
         # Imported here first: checked in a child (timed there), isolated from the test's modules, cached.
@@ -112,20 +119,13 @@ class FixtureRunner(Runner):
         self._on_result(result)
         return result
 
-    def _call(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        result: T = self._supervisor.call(self._store.tmp, self._finish, method, *args, **kwargs)
-        return result
-
-    async def _acall(self, method: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
-        return await self._supervisor.acall(self._store.tmp, self._finish, method, *args, **kwargs)
-
     def run(self, **kwargs: Any) -> ExecutingRun:
-        return self._call(super().run, **kwargs)
+        return self._supervisor.call(super().run, **kwargs)
 
     def resume(self, **kwargs: Any) -> ExecutingRun:
         _origin_run_here(self._store, kwargs)
         with _flowconfig.for_resume(self):  # a resumed run takes the origin run's configs
-            return self._call(super().resume, **kwargs)
+            return self._supervisor.call(super().resume, **kwargs)
 
     def spin(self, pathspec: str, *, artifacts: dict[str, Any] | None = None, **kwargs: Any) -> ExecutingTask:
         """Re-run one step of an earlier run (Metaflow's ``spin``), with inputs given as plain values.
@@ -147,36 +147,32 @@ class FixtureRunner(Runner):
             Metaflow's default: pass ``persist=True`` to read the spun task's
             artifacts (reading one otherwise raises an error saying so).
         """
-        files = self._artifacts(pathspec, artifacts, kwargs)
+        files = _artifacts(self, pathspec, artifacts, kwargs)
         try:
             with _spin.original_run_store(self, pathspec):
-                result = self._call(super().spin, pathspec, **kwargs)
+                result = self._supervisor.call(super().spin, pathspec, **kwargs)
         finally:
             for path in files:
                 path.unlink(missing_ok=True)
         return _spin.mark_unpersisted(result, kwargs)
 
     async def async_run(self, **kwargs: Any) -> ExecutingRun:
-        return await self._acall(super().async_run, **kwargs)
+        return await self._supervisor.acall(super().async_run, **kwargs)
 
     async def async_resume(self, **kwargs: Any) -> ExecutingRun:
         _origin_run_here(self._store, kwargs)
         with _flowconfig.for_resume(self):
-            return await self._acall(super().async_resume, **kwargs)
+            return await self._supervisor.acall(super().async_resume, **kwargs)
 
     async def async_spin(
         self, pathspec: str, *, artifacts: dict[str, Any] | None = None, **kwargs: Any
     ) -> ExecutingTask:
         """Like ``spin``, returning as soon as the task started; the artifacts module lives until ``cleanup()``."""
-        files = self._artifacts(pathspec, artifacts, kwargs)
+        files = _artifacts(self, pathspec, artifacts, kwargs)
         self._spin_modules.extend(files)  # the spin process reads them after we return
         with _spin.original_run_store(self, pathspec):
-            result = await self._acall(super().async_spin, pathspec, **kwargs)
+            result = await self._supervisor.acall(super().async_spin, pathspec, **kwargs)
         return _spin.mark_unpersisted(result, kwargs)
-
-    def _artifacts(self, pathspec: str, artifacts: dict[str, Any] | None, kwargs: dict[str, Any]) -> list[Path]:
-        flow_cls = _flowfile.loaded_flow_class(click_api.loaded_modules.get(self.flow_file), FlowSpec)
-        return _spin.artifacts_module(flow_cls, pathspec, artifacts, kwargs, self._store.tmp, self.token)
 
     # -- teardown ---------------------------------------------------------------
 

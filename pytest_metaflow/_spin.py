@@ -315,7 +315,7 @@ def artifacts_module(
         return []
     if kwargs.get("artifacts_module") is not None:
         raise TypeError("spin() takes artifacts= or artifacts_module=, not both")
-    # stacklevel: warn_unused < artifacts_module < FixtureRunner._artifacts < (async_)spin < the test
+    # stacklevel: warn_unused < artifacts_module < _runner._artifacts < (async_)spin < the test
     warn_unused(flow_cls, pathspec, artifacts, stacklevel=5)
     module, files = write_artifacts_module(artifacts, directory, tag)
     kwargs["artifacts_module"] = str(module)

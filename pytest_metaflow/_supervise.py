@@ -152,8 +152,18 @@ class Call:
 class Supervisor:
     """The calls of one runner: each gets a token (the runner's, extended) and a deadline."""
 
-    def __init__(self, runner: Any, run_timeout: float | None, watchdog: _processes.Watchdog | None) -> None:
+    def __init__(
+        self,
+        runner: Any,
+        run_timeout: float | None,
+        watchdog: _processes.Watchdog | None,
+        *,
+        tmp: Path,
+        finish: Callable[[Any], Any] = lambda result: None,
+    ) -> None:
         self.runner = runner
+        self.tmp = tmp
+        self.finish = finish
         self.run_timeout = run_timeout
         self.watchdog = watchdog
         self.token = _processes.new_token()
@@ -171,14 +181,14 @@ class Supervisor:
         return call
 
     @contextlib.contextmanager
-    def calling(self, call: Call, tmp: Any) -> Iterator[None]:
+    def calling(self, call: Call) -> Iterator[None]:
         """Around starting ``call``: Metaflow's start errors become the plugin's."""
         runner = self.runner
         # Metaflow leaves its log files open in the parent (the async child's
         # handles, the reads that build its error message); that ResourceWarning
         # is not the test's business.
         warnings.filterwarnings("ignore", r"unclosed file .*std(out|err)\.log", ResourceWarning)
-        with _store.tempdir(tmp), keep_cwd():
+        with _store.tempdir(self.tmp), keep_cwd():
             try:
                 yield
             except RuntimeError as e:
@@ -200,25 +210,21 @@ class Supervisor:
                 call.settle()
                 raise
 
-    def call(
-        self, tmp: Any, finish: Callable[[Any], Any], method: Callable[..., Any], *args: Any, **kwargs: Any
-    ) -> Any:
+    def call(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Start ``method`` as one call; ``finish(result)``; raise its timeout if it had one."""
         call = self.new_call()
-        with self.calling(call, tmp):
+        with self.calling(call):
             result = method(*args, **kwargs)
         call.settle()
-        finish(result)
+        self.finish(result)
         if call.timed_out:
             raise call.error(result)
         return result
 
-    async def acall(
-        self, tmp: Any, finish: Callable[[Any], Any], method: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any
-    ) -> T:
+    async def acall(self, method: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         """Like :meth:`call` for the async methods; the timeout is raised by ``wait()``."""
         call = self.new_call()
-        with self.calling(call, tmp):
+        with self.calling(call):
             result = await method(*args, **kwargs)
         # Metaflow's wait(timeout=...) kills with pkill -P (direct children, procps
         # needed); kill the whole tree instead.
@@ -235,7 +241,7 @@ class Supervisor:
 
         wait.__doc__ = metaflow_wait.__doc__
         process.wait = wait
-        finish(result)
+        self.finish(result)
         return result
 
     def kill(self) -> list[int]:
