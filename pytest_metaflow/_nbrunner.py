@@ -23,6 +23,8 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+import pytest
+
 from .errors import InvalidFlowError
 
 if TYPE_CHECKING:
@@ -215,7 +217,8 @@ class NBRunnerFixture:
         self._tmp = Path(tmp)
         self._dirs: list[Path] = []
         self._files: list[Path] = []
-        self._modules: list[str] = []
+        # The cell modules registered in sys.modules, undone at cleanup as any monkeypatch.
+        self._patch = pytest.MonkeyPatch()
 
     def _new_file(self, directory: Path, stem: str, text: str) -> Path:
         path = directory / f"{stem}_{uuid.uuid4().hex[:12]}.py"
@@ -238,8 +241,7 @@ class NBRunnerFixture:
         spec = importlib.util.spec_from_file_location(name, path)
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # pickled artifacts of the cell's classes load back
-        self._modules.append(name)
+        self._patch.setitem(sys.modules, name, module)  # pickled artifacts of the cell's classes load back
         spec.loader.exec_module(module)
         flows = [v for v in vars(module).values() if _is_flowspec_class(v) and v.__module__ == name]
         if not flows:
@@ -298,13 +300,11 @@ class NBRunnerFixture:
 
     def cleanup(self) -> None:
         """Remove every generated file and directory (after the runners are torn down)."""
-        for name in self._modules:
-            sys.modules.pop(name, None)
+        self._patch.undo()
         for path in self._files:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
         for directory in self._dirs:
             shutil.rmtree(directory, ignore_errors=True)
-        self._modules.clear()
         self._files.clear()
         self._dirs.clear()
