@@ -78,9 +78,11 @@ def import_alarm(seconds: float | None, flow_file: str) -> Iterator[None]:
     start = time.monotonic()
     old_delay, old_interval = signal.getitimer(signal.ITIMER_REAL)
     old_handler = signal.getsignal(signal.SIGALRM)
+    theirs_fired = []
 
     def on_alarm(signum: int, frame: Any) -> None:
         if old_delay and time.monotonic() - start >= old_delay - 1e-3 and callable(old_handler):
+            theirs_fired.append(True)  # delivered now: it must not be re-armed afterwards
             old_handler(signum, frame)  # theirs was due first
             return
         raise RunTimeoutError(reporting.import_timeout(flow_file, seconds))
@@ -92,7 +94,7 @@ def import_alarm(seconds: float | None, flow_file: str) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old_handler)
-        if old_delay:
+        if old_delay and not theirs_fired:
             left = old_delay - (time.monotonic() - start)
             signal.setitimer(signal.ITIMER_REAL, max(left, 1e-3), old_interval)
 
