@@ -171,7 +171,7 @@ def _start(directory: Path, owner_pid: int) -> ServerInfo:
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], directory: Path) -> int:
-    found: list = []
+    found: list[int] = []
 
     def read() -> None:
         for line in iter(proc.stdout.readline, b""):  # type: ignore[union-attr]

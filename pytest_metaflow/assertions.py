@@ -326,7 +326,7 @@ def assert_artifacts(
     tasks = r.tasks(result, step)
     if not tasks:
         raise AssertionError(f"no task found for step {step!r} of {obj.pathspec}")
-    found: list[dict] = [{a.id: a for a in t} for t in tasks]
+    found: list[dict[str, Any]] = [{a.id: a for a in t} for t in tasks]
     names = set().union(*found)
     existing = sorted(n for n in names if not n.startswith("_"))
     problems = []
