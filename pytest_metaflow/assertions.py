@@ -213,6 +213,9 @@ def _not_found(what: str, where: str, log: str, truncated: list[str]) -> Asserti
     return AssertionError(message)
 
 
+# The three assert_log_* helpers spell out the same keyword-only signature on purpose: each is
+# public, and its own parameters are what help(), IDEs and mypy --strict show a user (a shared
+# decorator or **kwargs would hide them). What they share is done once, in _searched/_not_found.
 def assert_log_contains(
     result: Any,
     text: str,
