@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import ctypes
 import json
 import os
 import shutil
@@ -41,15 +40,14 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 from pytest_metaflow import _processes  # noqa: E402  (no metaflow import)
+from tests.census import Census  # noqa: E402  (no metaflow, no pytest import)
 
 FLOWS = Path(__file__).resolve().parent.parent / "tests" / "flows"
 
@@ -200,83 +198,6 @@ def plan(runs: int) -> dict[str, int]:
 MARKER = "PMF_STRESS_MARKER"
 
 
-class Census:
-    """Live leftovers of the sessions: by descent (this process is their subreaper), marker and command line."""
-
-    def __init__(self, tag: str) -> None:
-        self.tag = tag
-        self.subreaper = ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
-        self.before = self._descendants(self._table())
-        self.protected: set[int] = set()  # the pytest sessions started here: their Popen waits for them
-        # Orphans re-parented here exit while the session runs: collect them as they come.
-        threading.Thread(target=self._reaper, daemon=True).start()
-
-    def _reaper(self) -> None:
-        while True:
-            time.sleep(0.1)
-            self._reap(self._table())
-
-    def _reap(self, table: dict[int, Any]) -> None:
-        for proc in table.values():  # collect the orphans re-parented here that exited
-            if (
-                proc.ppid == os.getpid()
-                and proc.zombie
-                and (proc.pid, proc.start) not in self.before
-                and proc.pid not in self.protected
-            ):
-                try:
-                    os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG)
-                except ChildProcessError:
-                    pass
-
-    @staticmethod
-    def _table() -> dict[int, Any]:
-        table = {}
-        for pid in _processes.other_pids() + [os.getpid()]:
-            proc = _processes._parse_stat(pid, _processes.read_proc(pid, "stat"))
-            if proc is not None:
-                table[pid] = proc
-        return table
-
-    @staticmethod
-    def _descendants(table: dict[int, Any]) -> set[tuple[int, float]]:
-        return {(p, table[p].start) for p in _processes._descendants(table, [os.getpid()]) if p != os.getpid()}
-
-    def count(self) -> dict[int, str]:
-        table = self._table()
-        self._reap(table)
-        found: dict[int, list[str]] = {}
-        for pid, _ in self._descendants(table) - self.before:
-            if not table[pid].zombie:
-                found.setdefault(pid, []).append("descendant")
-        for pid in _processes.other_pids():
-            if f"{MARKER}={self.tag}".encode() in (_processes.read_proc(pid, "environ") or b"").split(b"\\0"):
-                if pid in table and not table[pid].zombie:
-                    found.setdefault(pid, []).append("marker")
-        for line in _processes.processes_with(self.tag):
-            found.setdefault(int(line.split(":")[0]), []).append("command line")
-        return {pid: f"{'+'.join(how)}: {_processes.describe_process(pid)[:160]}" for pid, how in found.items()}
-
-    def settle(self, seconds: float = 10.0) -> list[str]:
-        deadline = time.monotonic() + seconds
-        while self.count() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        return sorted(self.count().values())
-
-    def kill(self) -> None:
-        """Ours by construction: stop whatever leaked, so the machine is left clean."""
-        for _ in range(50):
-            pids = self.count()
-            if not pids:
-                return
-            for pid in pids:
-                try:
-                    os.kill(pid, 9)
-                except OSError:
-                    pass
-            time.sleep(0.05)
-
-
 def killed_session(work: Path, tag: str, env: dict[str, str], census: Census) -> tuple[int, float]:
     """A session killed with SIGKILL (controller and workers) while a flow and a notebook's flow run:
     ``(live processes it left, seconds until the watchdog had cleaned up)``."""
@@ -300,7 +221,7 @@ def killed_session(work: Path, tag: str, env: dict[str, str], census: Census) ->
     os.killpg(proc.pid, 9)  # pytest's processes only: runs, kernels and watchdogs have sessions of their own
     proc.wait()
     start = time.monotonic()
-    left = census.settle(20)
+    left = census.leftovers(20)
     return len(left), time.monotonic() - start
 
 
@@ -346,7 +267,7 @@ def main() -> int:
     client_cache = Path("/tmp/metaflow_client")  # Metaflow's default client cache, outside TMPDIR
     client_before = set(os.listdir(client_cache)) if client_cache.is_dir() else set()
     env[MARKER] = tag
-    census = Census(tag)
+    census = Census(tag, MARKER)  # the one census of tests/test_reliability.py
     flow_dir_before = set(os.listdir(work / tag))
 
     load_at_start = round(os.getloadavg()[0], 2)
@@ -382,10 +303,10 @@ def main() -> int:
             proc.wait()
     elapsed = time.monotonic() - start
 
-    leaked = census.settle(10)
-    census.kill()
+    leaked = census.leftovers(10)
+    census.kill_leftovers()
     killed_left, killed_settle = killed_session(work, tag, env, census)
-    census.kill()
+    census.kill_leftovers()
     leftover = sorted(str(p) for p in tmp.rglob("*")) + sorted(str(p) for p in home.rglob("*"))
     # (shared with other users of the machine: a new entry there may not be ours, but is reported)
     leftover += sorted(

@@ -319,7 +319,7 @@ def _pandas(pd: Any, expected: Any, actual: Any, tol: Tolerance) -> str | None:
         return f"expected {_short(expected)}, got a pandas {type(actual).__name__}:\n{_cap(repr(actual))}"
     if not isinstance(actual, cls):
         return f"expected a {cls.__name__}, got {type(actual).__name__}: {_short(actual)}"
-    options: dict = {"check_exact": not tol.active}
+    options: dict[str, Any] = {"check_exact": not tol.active}
     if tol.active:
         options.update(rtol=tol.rtol, atol=tol.atol)
     try:

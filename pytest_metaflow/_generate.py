@@ -317,6 +317,8 @@ def _test_module(
     return "\n".join(lines) + "\n"
 
 
+# Takes _test_module's parameters (plus where to write) and passes them on: the two signatures
+# are alike because one feeds the other, not by copy.
 def plan_suite(
     flow_file: Path,
     out: Path,

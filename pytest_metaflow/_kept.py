@@ -69,16 +69,6 @@ def _unlock(path: Path) -> None:
         pass
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists, not ours to signal
-        return True
-    return True
-
-
 def is_live(session: Path) -> bool:
     """Whether a process that stores in ``session`` still runs (by its lock file)."""
     host = socket.gethostname()
@@ -89,7 +79,9 @@ def is_live(session: Path) -> bool:
     for lock_file in locks:
         lock_host, _, pid = lock_file.name[len(_LOCK_PREFIX) :].rpartition("-")
         if lock_host == host and pid.isdigit():
-            if _alive(int(pid)):
+            import psutil  # a runtime dependency; imported when a kept store is looked at
+
+            if psutil.pid_exists(int(pid)):
                 return True
         else:  # another machine sharing the directory: trust a recent lock
             try:

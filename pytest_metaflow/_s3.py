@@ -136,14 +136,14 @@ def metaflow_env(endpoint: str, datatools_root: str, tmp: Path) -> dict[str, str
 def boto3_client(endpoint: str) -> Any:
     """A boto3 S3 client for ``endpoint`` with dummy credentials, bounded retries, no metadata lookups."""
     os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")  # before botocore exists
-    import boto3  # type: ignore[import-untyped]
-    from botocore.config import Config  # type: ignore[import-untyped]
+    import boto3
+    from botocore.config import Config
 
     session = boto3.session.Session(aws_access_key_id=DUMMY_KEY, aws_secret_access_key=DUMMY_KEY, region_name=REGION)
     return session.client(
         "s3",
         endpoint_url=check_local(endpoint, "boto3 client"),
-        config=Config(retries=dict(RETRY_CONFIG), connect_timeout=5, read_timeout=30),  # type: ignore[arg-type]
+        config=Config(retries=dict(RETRY_CONFIG), connect_timeout=5, read_timeout=30),
     )
 
 

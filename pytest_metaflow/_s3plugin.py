@@ -192,7 +192,7 @@ def metaflow_s3(s3_server: _s3.S3Server, metaflow_store: _store.Store) -> Iterat
 
 
 def _create_bucket(s3: _s3.MetaflowS3) -> None:
-    from botocore.exceptions import EndpointConnectionError  # type: ignore[import-untyped]
+    from botocore.exceptions import EndpointConnectionError
 
     try:
         s3.client.create_bucket(Bucket=s3.bucket)
@@ -201,7 +201,7 @@ def _create_bucket(s3: _s3.MetaflowS3) -> None:
 
 
 def _delete_bucket(s3: _s3.MetaflowS3) -> None:
-    from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
+    from botocore.exceptions import BotoCoreError, ClientError
 
     try:
         s3.delete_bucket()

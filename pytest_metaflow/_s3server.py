@@ -69,12 +69,10 @@ def start_time(pid: int) -> str | None:
 
 
 def _alive(pid: int, started: str | None = None) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    import psutil  # a runtime dependency, imported when the S3 server is used
+
+    if not psutil.pid_exists(pid):
         return False
-    except PermissionError:
-        pass
     if started is not None and start_time(pid) not in (None, started):
         return False  # the pid was reused
     stat = Path(f"/proc/{pid}/stat")
@@ -171,7 +169,7 @@ def _start(directory: Path, owner_pid: int) -> ServerInfo:
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], directory: Path) -> int:
-    found: list = []
+    found: list[int] = []
 
     def read() -> None:
         for line in iter(proc.stdout.readline, b""):  # type: ignore[union-attr]

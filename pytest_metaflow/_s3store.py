@@ -75,7 +75,7 @@ class S3Store:
             if self.endpoint is not None:
                 self._client = _s3.boto3_client(self.endpoint)
             else:
-                import boto3  # type: ignore[import-untyped]  # the user's credentials and region: their bucket
+                import boto3  # the user's credentials and region: their bucket
 
                 self._client = boto3.client("s3")
         return self._client

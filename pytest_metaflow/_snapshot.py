@@ -28,6 +28,7 @@ from syrupy.data import Snapshot, SnapshotCollection
 from syrupy.extensions.amber import AmberSnapshotExtension
 
 from . import _values, reporting
+from ._snapshot_api import ArtifactSnapshot
 from ._snapshot_hooks import BLOB_DIRNAME
 from .errors import PytestMetaflowError
 
@@ -321,91 +322,7 @@ class ArtifactSnapshotExtension(AmberSnapshotExtension):
         return out
 
 
-class ArtifactSnapshotAssertion:
-    """The ``artifact_snapshot`` fixture's value (its public type: :class:`pytest_metaflow.ArtifactSnapshot`).
-
-    Built on syrupy's ``snapshot`` fixture with :class:`ArtifactSnapshotExtension`.
-    """
-
-    def __init__(self, assertion: Any, test_path: Path) -> None:
-        self._assertion = assertion
-        self._blob_dir = Path(test_path).parent / BLOB_DIRNAME
-        self._used: dict[str, int] = {}
-
-    def _name(self, step: str) -> str:
-        count = self._used.get(step, 0) + 1
-        self._used[step] = count
-        return step if count == 1 else f"{step}#{count}"
-
-    def assert_match(
-        self,
-        result: Any,
-        *,
-        step: str | None = None,
-        names: Sequence[str] | None = None,
-        rtol: float | None = None,
-        atol: float | None = None,
-    ) -> None:
-        """Compare the artifacts of a run's step (or of a task) with the stored snapshot.
-
-        Parameters
-        ----------
-        result : ExecutingRun, metaflow.Run, ExecutingTask or metaflow.Task
-            What ``run()``, ``nbrun()`` or ``spin(..., persist=True)`` returned.
-        step : str, optional
-            The step whose artifacts are compared; default the flow's end step
-            (for a task: its own step). A foreach step compares every task, in
-            task order.
-        names : list of str, optional
-            Only these artifacts; default every artifact the step set.
-        rtol, atol : float, optional
-            Floats (also inside arrays and frames) match when
-            ``math.isclose(old, new, rel_tol=rtol, abs_tol=atol)``; default exact.
-
-        Raises
-        ------
-        AssertionError
-            No snapshot yet (run ``pytest --snapshot-update``), or the values
-            differ: the message names each artifact and element that changed.
-        """
-        __tracebackhide__ = _hide
-        try:
-            step_name, doc = document_of(result, step, names)
-        except (_values.SnapshotValueError, ValueError) as e:
-            # Bad input, not a bug here: raised at the call site, without our frames.
-            raise type(e)(str(e)) from None
-        extension = self._assertion.extension
-        extension.tolerance = _values.Tolerance(rtol, atol)
-        extension.blob_dir = self._blob_dir
-        name = self._name(step_name)
-        _PENDING.update(doc.large)
-        try:
-            ok = self._assertion(name=name) == doc
-            outcome = self._assertion.executions[self._assertion.num_executions - 1]
-            if ok:
-                return
-            if outcome.exception is not None:
-                raise outcome.exception
-            location = os.path.relpath(outcome.snapshot_location)
-            if outcome.recalled_data is None:
-                raise AssertionError(
-                    f"no snapshot {outcome.snapshot_name} in {location} yet: run `pytest --snapshot-update` "
-                    "to create it, review it, and commit __snapshots__/"
-                    + (f" and {BLOB_DIRNAME}/" if doc.large else "")
-                )
-            lines = extension.differences(str(outcome.recalled_data), doc.text)
-        finally:
-            for digest in doc.large:
-                _PENDING.pop(digest, None)
-        tol = "" if extension.tolerance.exact else f" (rtol={rtol}, atol={atol})"
-        raise AssertionError(
-            f"artifacts of step {step_name!r} differ from snapshot {outcome.snapshot_name} in {location}{tol}:\n"
-            + "\n".join("  " + line for line in lines or ["(the texts differ)"])
-            + f"\n{_UPDATE_HINT}"
-        )
-
-
-def make_fixture(request: Any) -> ArtifactSnapshotAssertion:
+def make_fixture(request: Any) -> ArtifactSnapshot:
     """The fixture's value: syrupy's ``snapshot`` with our extension."""
     if not request.config.pluginmanager.hasplugin("syrupy"):
         import pytest
@@ -416,7 +333,7 @@ def make_fixture(request: Any) -> ArtifactSnapshotAssertion:
             pytrace=False,
         )
     snapshot = request.getfixturevalue("snapshot")
-    return ArtifactSnapshotAssertion(snapshot.use_extension(ArtifactSnapshotExtension), Path(str(request.node.path)))
+    return ArtifactSnapshot(snapshot.use_extension(ArtifactSnapshotExtension), Path(str(request.node.path)))
 
 
 # --- used by ``pytest-metaflow generate`` -------------------------------------

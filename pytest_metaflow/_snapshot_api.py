@@ -1,9 +1,15 @@
-"""The public type of the ``artifact_snapshot`` fixture (imports neither syrupy nor metaflow)."""
+"""The public type of the ``artifact_snapshot`` fixture (imports neither syrupy nor metaflow).
+
+One class, the fixture's value itself: its signature is not repeated in a Protocol.
+"""
 
 from __future__ import annotations
 
+import operator
+import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol, Union, runtime_checkable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Union
 
 if TYPE_CHECKING:  # only for the annotations: the plugin imports metaflow lazily
     from metaflow.client.core import Run, Task
@@ -15,9 +21,10 @@ else:
 
 __all__ = ["ArtifactSnapshot"]
 
+_hide = operator.methodcaller("errisinstance", AssertionError)
 
-@runtime_checkable
-class ArtifactSnapshot(Protocol):
+
+class ArtifactSnapshot:
     """Type of the ``artifact_snapshot`` fixture: Metaflow artifacts compared with stored snapshots.
 
     Snapshots are kept by syrupy in ``__snapshots__/`` next to the test file
@@ -32,6 +39,21 @@ class ArtifactSnapshot(Protocol):
     ...     result = runner("train_flow.py").run(epochs=2)
     ...     artifact_snapshot.assert_match(result, step="train")
     """
+
+    # Built by the fixture (pytest_metaflow._snapshot.make_fixture) on syrupy's ``snapshot``
+    # fixture with the artifact extension; this module imports neither, so the type can be
+    # imported (and annotated with) without syrupy installed.
+    def __init__(self, assertion: Any, test_path: Path) -> None:
+        from ._snapshot_hooks import BLOB_DIRNAME
+
+        self._assertion = assertion
+        self._blob_dir = Path(test_path).parent / BLOB_DIRNAME
+        self._used: dict[str, int] = {}
+
+    def _name(self, step: str) -> str:
+        count = self._used.get(step, 0) + 1
+        self._used[step] = count
+        return step if count == 1 else f"{step}#{count}"
 
     def assert_match(
         self,
@@ -75,4 +97,42 @@ class ArtifactSnapshot(Protocol):
         ValueError
             ``step`` does not match the task given.
         """
-        ...
+        __tracebackhide__ = _hide
+        from . import _values
+        from ._snapshot import _PENDING, _UPDATE_HINT, document_of
+        from ._snapshot_hooks import BLOB_DIRNAME
+
+        try:
+            step_name, doc = document_of(result, step, names)
+        except (_values.SnapshotValueError, ValueError) as e:
+            # Bad input, not a bug here: raised at the call site, without our frames.
+            raise type(e)(str(e)) from None
+        extension = self._assertion.extension
+        extension.tolerance = _values.Tolerance(rtol, atol)
+        extension.blob_dir = self._blob_dir
+        name = self._name(step_name)
+        _PENDING.update(doc.large)
+        try:
+            ok = self._assertion(name=name) == doc
+            outcome = self._assertion.executions[self._assertion.num_executions - 1]
+            if ok:
+                return
+            if outcome.exception is not None:
+                raise outcome.exception
+            location = os.path.relpath(outcome.snapshot_location)
+            if outcome.recalled_data is None:
+                raise AssertionError(
+                    f"no snapshot {outcome.snapshot_name} in {location} yet: run `pytest --snapshot-update` "
+                    "to create it, review it, and commit __snapshots__/"
+                    + (f" and {BLOB_DIRNAME}/" if doc.large else "")
+                )
+            lines = extension.differences(str(outcome.recalled_data), doc.text)
+        finally:
+            for digest in doc.large:
+                _PENDING.pop(digest, None)
+        tol = "" if extension.tolerance.exact else f" (rtol={rtol}, atol={atol})"
+        raise AssertionError(
+            f"artifacts of step {step_name!r} differ from snapshot {outcome.snapshot_name} in {location}{tol}:\n"
+            + "\n".join("  " + line for line in lines or ["(the texts differ)"])
+            + f"\n{_UPDATE_HINT}"
+        )

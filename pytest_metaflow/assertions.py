@@ -214,6 +214,9 @@ def _not_found(what: str, where: str, log: str, truncated: list[str]) -> Asserti
     return AssertionError(message)
 
 
+# The three assert_log_* helpers spell out the same keyword-only signature on purpose: each is
+# public, and its own parameters are what help(), IDEs and mypy --strict show a user (a shared
+# decorator or **kwargs would hide them). What they share is done once, in _searched/_not_found.
 def assert_log_contains(
     result: RunOrTask,
     text: str,
@@ -327,7 +330,7 @@ def assert_artifacts(
     tasks = r.tasks(result, step)
     if not tasks:
         raise AssertionError(f"no task found for step {step!r} of {obj.pathspec}")
-    found: list[dict] = [{a.id: a for a in t} for t in tasks]
+    found: list[dict[str, Any]] = [{a.id: a for a in t} for t in tasks]
     names = set().union(*found)
     existing = sorted(n for n in names if not n.startswith("_"))
     problems = []

@@ -2,7 +2,7 @@
 
 Every test runs a real pytest in a subprocess on flows copied into a directory
 whose name holds a fresh uuid (the *tag*). A process left by the inner session
-is counted three ways (:class:`Census`): by **descent** (this process becomes a
+is counted three ways (:class:`tests.census.Census`): by **descent** (this process becomes a
 child subreaper, so every orphan of the inner session is re-parented to it and
 stays its descendant), by a **marker** in the environment the inner session
 starts with, and by the tag in its **command line**. Files are counted by
@@ -13,13 +13,11 @@ pytest's basetemp.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -29,6 +27,8 @@ import pytest
 
 from pytest_metaflow import _processes
 from pytest_metaflow._processes import processes_with
+
+from .census import Census, proc_table
 
 FLOWS = Path(__file__).parent / "flows"
 GONE_WITHIN = 20.0  # an upper bound to wait for, not a measured threshold
@@ -50,132 +50,6 @@ def wait_for(tag: str, needle: str, proc: subprocess.Popen[bytes]) -> None:
         time.sleep(0.1)
 
 
-def _proc_table() -> dict[int, _processes.Proc]:
-    # /proc directly: the census must not depend on the backend the suite forces.
-    table = {}
-    for pid in _processes.other_pids() + [os.getpid()]:
-        proc = _processes._parse_stat(pid, _processes.read_proc(pid, "stat"))
-        if proc is not None:
-            table[pid] = proc
-    return table
-
-
-def _is_inner_pytest(pid: int) -> bool:
-    """Whether ``pid`` runs ``python -m pytest`` (as this module and pytester start inner sessions).
-
-    Exact arguments, not a substring: flows under pytest's basetemp have "pytest" in
-    every command line, and their orphans must be reaped here.
-    """
-    argv = (_processes.read_proc(pid, "cmdline") or b"").split(b"\0")
-    return argv[1:2] == [b"-mpytest"] or argv[1:3] == [b"-m", b"pytest"]
-
-
-class Census:
-    """Counts what an inner pytest session left running: by descent, environment marker, command line."""
-
-    def __init__(self, tag: str, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.tag = tag
-        libc = ctypes.CDLL(None, use_errno=True)
-        was = ctypes.c_int(0)
-        libc.prctl(37, ctypes.byref(was), 0, 0, 0)  # PR_GET_CHILD_SUBREAPER
-        self._was_subreaper = was.value
-        if libc.prctl(36, 1, 0, 0, 0) != 0:  # PR_SET_CHILD_SUBREAPER
-            pytest.skip("needs a Linux child subreaper to count leftovers by descent")
-        monkeypatch.setenv(MARKER, tag)
-        self.before = self._descendants(_proc_table())
-        self._protected: set[int] = set()  # the inner pytest sessions: their Popen reaps them
-        self._stop = threading.Event()
-        # Orphans of the inner session come here while it runs (a re-forking chain makes
-        # hundreds a second): collect the exited ones as they come.
-        self._thread = threading.Thread(target=self._reaper, daemon=True)
-        self._thread.start()
-
-    def _children(self) -> dict[int, _processes.Proc]:
-        found = {}
-        for task in os.listdir("/proc/self/task"):
-            for pid in (_processes.read_proc(int(os.getpid()), f"task/{task}/children") or b"").split():
-                proc = _processes._parse_stat(int(pid), _processes.read_proc(int(pid), "stat"))
-                if proc is not None:
-                    found[proc.pid] = proc
-        return found
-
-    def _reaper(self) -> None:
-        while not self._stop.wait(0.1):
-            self._reap(self._children())
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        ctypes.CDLL(None).prctl(36, self._was_subreaper, 0, 0, 0)
-        # What was adopted stays this process's child: collect the last exits (after
-        # kill_leftovers nothing adopted is alive any more).
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            children = self._children()
-            self._reap(children)
-            if not any(
-                p.zombie and p.pid not in self._protected and (p.pid, p.start) not in self.before
-                for p in self._children().values()
-            ):
-                break
-            time.sleep(0.1)
-
-    def _descendants(self, table: dict[int, _processes.Proc]) -> set[tuple[int, float]]:
-        return {(p, table[p].start) for p in _processes._descendants(table, [os.getpid()]) if p != os.getpid()}
-
-    def _reap(self, table: dict[int, _processes.Proc]) -> None:
-        # Orphans re-parented to this process: collect the exited ones.
-        for proc in table.values():
-            if proc.ppid == os.getpid() and not proc.zombie and _is_inner_pytest(proc.pid):
-                self._protected.add(proc.pid)
-            if (
-                proc.ppid == os.getpid()
-                and proc.zombie
-                and (proc.pid, proc.start) not in self.before
-                and proc.pid not in self._protected
-            ):
-                try:
-                    os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG)
-                except ChildProcessError:
-                    pass
-
-    def count(self) -> dict[int, str]:
-        """``{pid: how it was found and its command line}`` of live leftovers, now."""
-        table = _proc_table()
-        self._reap(table)
-        found: dict[int, list[str]] = {}
-        for pid, _start in self._descendants(table) - self.before:
-            if not table[pid].zombie:
-                found.setdefault(pid, []).append("descendant")
-        for pid in _processes.other_pids():
-            environ = _processes.read_proc(pid, "environ") or b""
-            if f"{MARKER}={self.tag}".encode() in environ.split(b"\0") and pid in table and not table[pid].zombie:
-                found.setdefault(pid, []).append("marker")
-        for line in processes_with(self.tag):
-            found.setdefault(int(line.split(":")[0]), []).append("command line")
-        return {pid: f"{'+'.join(how)}: {_processes.describe_process(pid)[:200]}" for pid, how in found.items()}
-
-    def leftovers(self) -> list[str]:
-        """What is still alive after waiting up to GONE_WITHIN seconds (the watchdog may be at work)."""
-        deadline = time.monotonic() + GONE_WITHIN
-        while self.count() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        return sorted(self.count().values())
-
-    def kill_leftovers(self) -> None:
-        """Ours by construction (descendants of this process or carrying the marker): stop them."""
-        for _ in range(50):
-            pids = self.count()
-            if not pids:
-                return
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-            time.sleep(0.05)
-
-
 class Tagged:
     """A pytester dir with the flows under ``<tag>/``, an empty TMPDIR and HOME for the inner pytest."""
 
@@ -192,7 +66,11 @@ class Tagged:
         monkeypatch.setenv("TMPDIR", str(self.tmp))
         monkeypatch.setenv("HOME", str(self.home))
         pytester.makeini("[pytest]\naddopts = -p no:cacheprovider\n")
-        self.census = Census(self.tag, monkeypatch)
+        monkeypatch.setenv(MARKER, self.tag)
+        try:
+            self.census = Census(self.tag, MARKER)
+        except OSError:
+            pytest.skip("needs a Linux child subreaper to count leftovers by descent")
         self.cwd_files = set(os.listdir(pytester.path))
         self.flow_files = set(os.listdir(pytester.path / self.tag))
 
@@ -219,7 +97,7 @@ class Tagged:
         return sorted(found)
 
     def leftovers(self) -> list[str]:
-        return self.census.leftovers()
+        return self.census.leftovers(GONE_WITHIN)
 
     def popen(self, *args: str, new_session: bool = False) -> subprocess.Popen[bytes]:
         self.out = self.pytester.path / "inner-output.txt"
@@ -824,7 +702,7 @@ def test_run_root_adopts_and_reaps_orphans(runner: object, tmp_path: Path) -> No
         adopted, zombies, most = set(), 0, 0
         deadline = time.monotonic() + 120
         while len(adopted) < 40 and time.monotonic() < deadline:
-            table = _proc_table()
+            table = proc_table()
             children = [p for p in table.values() if p.ppid == root]
             adopted |= {p.pid for p in children if b"chain" in (_processes.read_proc(p.pid, "cmdline") or b"")}
             most = max(most, sum(p.zombie for p in children))

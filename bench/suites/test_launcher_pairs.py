@@ -1,6 +1,6 @@
 """The fixture (task launcher on: fork) vs a plain ``metaflow.Runner`` (fresh interpreters).
 
-BENCH_FLOWS, BENCH_N as in test_pairs.py; BENCH_CPU: a file where each test appends
+BENCH_FLOWS, BENCH_N as in _pairs.py; BENCH_CPU: a file where each test appends
 ``{"id": ..., "cpu": seconds}``, the CPU time of the processes the run started (user +
 system of waited-for descendants: runtime, zygote, tasks, shims).
 """
@@ -10,15 +10,10 @@ import os
 import resource
 
 import pytest
+from _pairs import cases, flows, ids, run
 
-FLOWS = os.environ.get("BENCH_FLOWS", "three_step.py").split(",")
-N = int(os.environ.get("BENCH_N", "1"))
-CASES = [
-    (flow, i, kind)
-    for i in range(N)
-    for flow in FLOWS
-    for kind in (("plain", "fixture") if i % 2 == 0 else ("fixture", "plain"))
-]
+FLOWS = flows("three_step.py")
+CASES = cases(FLOWS)
 
 
 def _cpu():
@@ -27,17 +22,8 @@ def _cpu():
 
 
 def _run(kind, flow, request):
-    if kind == "plain":
-        import metaflow
-
-        store = request.getfixturevalue("metaflow_store")
-        env = {**store.env(), "PYTEST_METAFLOW_LAUNCHER": "exec"}  # what Metaflow does
-        with metaflow.Runner(flow, show_output=False, pylint=False, env=env) as r:
-            result = r.run()
-            assert result.status == "successful", result.stderr
-    else:
-        result = request.getfixturevalue("runner")(flow, launcher="fork").run()
-        assert result.status == "successful", result.stderr
+    # plain: what Metaflow does (fresh interpreters); the fixture with the task launcher on.
+    run(kind, flow, request, plain_env={"PYTEST_METAFLOW_LAUNCHER": "exec"}, launcher="fork")
 
 
 def test_warmup(request):
@@ -45,7 +31,7 @@ def test_warmup(request):
     _run("fixture", FLOWS[0], request)
 
 
-@pytest.mark.parametrize("flow, i, kind", CASES, ids=[f"{f}-{i}-{k}" for f, i, k in CASES])
+@pytest.mark.parametrize("flow, i, kind", CASES, ids=ids(CASES))
 def test_pair(flow, i, kind, request):
     before = _cpu()
     _run(kind, flow, request)

@@ -1,35 +1,14 @@
-"""The fixture vs a plain ``metaflow.Runner`` on the same store, interleaved A/B.
-
-BENCH_FLOWS (comma-separated flow files) and BENCH_N (pairs per flow) come from
-bench/run.py. Each pair runs in the order A B, the next one B A, so drift in the
-machine's load falls on both sides evenly.
-"""
-
-import os
+"""The fixture vs a plain ``metaflow.Runner`` on the same store, interleaved A/B (see _pairs.py)."""
 
 import pytest
+from _pairs import cases, flows, ids, run
 
-FLOWS = os.environ.get("BENCH_FLOWS", "train_flow.py").split(",")
-N = int(os.environ.get("BENCH_N", "1"))
-CASES = [
-    (flow, i, kind)
-    for i in range(N)
-    for flow in FLOWS
-    for kind in (("plain", "fixture") if i % 2 == 0 else ("fixture", "plain"))
-]
+FLOWS = flows("train_flow.py")
+CASES = cases(FLOWS)
 
 
 def _run(kind, flow, request):
-    if kind == "plain":
-        import metaflow
-
-        store = request.getfixturevalue("metaflow_store")
-        with metaflow.Runner(flow, show_output=False, pylint=False, env=store.env()) as r:
-            result = r.run()
-            assert result.status == "successful", result.stderr
-    else:
-        result = request.getfixturevalue("runner")(flow).run()
-        assert result.status == "successful", result.stderr
+    run(kind, flow, request)
 
 
 def test_warmup(request):
@@ -38,6 +17,6 @@ def test_warmup(request):
     _run("fixture", FLOWS[0], request)
 
 
-@pytest.mark.parametrize("flow, i, kind", CASES, ids=[f"{f}-{i}-{k}" for f, i, k in CASES])
+@pytest.mark.parametrize("flow, i, kind", CASES, ids=ids(CASES))
 def test_pair(flow, i, kind, request):
     _run(kind, flow, request)

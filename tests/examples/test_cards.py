@@ -1,6 +1,7 @@
 from metaflow.cards import get_cards
 from pytest_metaflow import card_components, card_data
 
+
 def test_report_card(runner):
     result = runner("flows/carded.py").run()
     [card] = get_cards(result.run["start"].task, id="report")

@@ -1,6 +1,7 @@
 import pytest
 from pytest_metaflow import assert_artifacts, assert_log_contains, assert_run_succeeded
 
+
 def test_flow(runner):
     result = runner("sample_flows/train_flow.py").run(epochs=50)
     assert_run_succeeded(result)

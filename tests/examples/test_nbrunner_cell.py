@@ -8,5 +8,7 @@ class CellFlow(FlowSpec):
     def end(self):
         pass
 """
+
+
 def test_cell(nbrunner):
     assert nbrunner(CELL).nbrun().successful

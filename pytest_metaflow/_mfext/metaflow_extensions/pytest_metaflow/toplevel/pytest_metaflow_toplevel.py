@@ -5,27 +5,33 @@
 # cwd (`<cwd>/.metaflow/mf.cards`), while get_cards() reads `<task's ds-root>/mf.cards`
 # (Netflix/metaflow#2139). With a datastore sysroot configured, answer what the
 # reader reads. Names are dunder-prefixed: Metaflow copies a toplevel module's other
-# names into the `metaflow` namespace.
+# names into the `metaflow` namespace (modules excepted). Typing names are imported inside the
+# functions for the same reason.
 import os as __os
 
 
-def __patch_card_root():
+def __patch_card_root() -> None:
+    from typing import Optional
+
     from metaflow import metaflow_config as config
     from metaflow.plugins.cards import card_datastore
 
-    original = card_datastore.CardDatastore.get_storage_root.__func__
+    # A classmethod bound to the class: Metaflow's unannotated def reads as a plain Callable to mypy.
+    original = card_datastore.CardDatastore.get_storage_root.__func__  # type: ignore[attr-defined]
     roots = {
         "local": (config.DATASTORE_SYSROOT_LOCAL, config.DATASTORE_LOCAL_DIR),
         "spin": (config.DATASTORE_SYSROOT_SPIN, config.DATASTORE_SPIN_LOCAL_DIR),
     }
 
-    def get_storage_root(cls, storage_type):
+    def get_storage_root(cls: type, storage_type: str) -> Optional[str]:
         sysroot, local_dir = roots.get(storage_type, (None, None))
-        if sysroot:
+        if sysroot and local_dir:
             return __os.path.join(sysroot, local_dir, config.CARD_SUFFIX)
-        return original(cls, storage_type)
+        result: Optional[str] = original(cls, storage_type)
+        return result
 
-    card_datastore.CardDatastore.get_storage_root = classmethod(get_storage_root)
+    # Replacing the method is the point of this patch (mypy forbids assigning to a method).
+    card_datastore.CardDatastore.get_storage_root = classmethod(get_storage_root)  # type: ignore[method-assign, assignment]
 
 
 __patch_card_root()
@@ -37,7 +43,7 @@ del __patch_card_root
 # Metaflow's runtime starts every task with stdin=PIPE and never writes to it nor
 # closes it (runtime.Worker), so `input()` in a step waits for ever. Tests are not
 # interactive: every process of a run started by the plugin reads /dev/null.
-def __no_stdin():
+def __no_stdin() -> None:
     if __os.environ.get("PYTEST_METAFLOW_NO_STDIN") != "1":
         return
     try:
@@ -68,8 +74,9 @@ del __no_stdin
 # own tasks are not subreapers. The reaper thread starts with the first child this
 # process creates, so the process stays single-threaded until then (the task
 # launcher below forks its zygote at that point: a fork without other threads).
-def __subreaper():
+def __subreaper() -> None:
     import sys
+    from typing import Any, Callable, Optional
 
     if __os.environ.get("PYTEST_METAFLOW_SUBREAPER") != "1" or not sys.platform.startswith("linux"):
         return
@@ -89,9 +96,10 @@ def __subreaper():
         return
     me = __os.getpid()
     lock = threading.RLock()
-    own = {}  # pid -> start time (None: unreadable, then the pid alone counts) of children made here
+    # pid -> start time (None: unreadable, then the pid alone counts) of children made here
+    own: dict[int, Optional[bytes]] = {}
 
-    def stat_of(pid):
+    def stat_of(pid: int) -> Optional[tuple[bytes, bytes, int]]:
         try:
             with open(f"/proc/{pid}/stat", "rb") as f:
                 fields = f.read().rsplit(b")", 1)[1].split()
@@ -99,9 +107,9 @@ def __subreaper():
         except (OSError, IndexError):
             return None
 
-    started = []
+    started: list[bool] = []
 
-    def remember(pid):
+    def remember(pid: object) -> None:
         if isinstance(pid, int) and pid > 0:
             stat = stat_of(pid)  # not reaped yet (nobody waited): readable even if it exited
             own[pid] = stat[1] if stat else None
@@ -109,27 +117,30 @@ def __subreaper():
                 started.append(True)
                 threading.Thread(target=reap, name="pytest-metaflow-reaper", daemon=True).start()
 
-    def creating(make, pid_of=lambda result: result):
-        def wrapper(*args, **kwargs):
+    def creating(
+        make: Callable[..., Any], pid_of: Callable[[Any], object] = lambda result: result
+    ) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
             with lock:  # the reaper never sees a new child before it is recorded
                 result = make(*args, **kwargs)
                 if __os.getpid() == me:  # not in a forked child
                     remember(pid_of(result))
                 return result
 
-        wrapper.__wrapped__ = make
+        wrapper.__wrapped__ = make  # type: ignore[attr-defined]  # as functools.wraps sets it
         return wrapper
 
-    original_execute_child = subprocess.Popen._execute_child
+    # The one place every Popen starts its child: a private method, absent from typeshed.
+    original_execute_child: Callable[..., Any] = subprocess.Popen._execute_child  # type: ignore[attr-defined]
 
-    def _execute_child(self, *args, **kwargs):
+    def _execute_child(self: subprocess.Popen[Any], *args: Any, **kwargs: Any) -> Any:
         with lock:
             try:
                 return original_execute_child(self, *args, **kwargs)
             finally:
                 remember(getattr(self, "pid", None))
 
-    subprocess.Popen._execute_child = _execute_child
+    subprocess.Popen._execute_child = _execute_child  # type: ignore[attr-defined]
     for name in ("fork", "posix_spawn", "posix_spawnp"):
         if hasattr(__os, name):
             setattr(__os, name, creating(getattr(__os, name)))
@@ -144,8 +155,8 @@ def __subreaper():
     # system() forks and waits inside C: no reaping while one is in flight.
     __os.system = creating(__os.system, lambda result: None)
 
-    def children():
-        found = set()
+    def children() -> set[int]:
+        found: set[int] = set()
         try:
             tasks = __os.listdir(f"/proc/{me}/task")
         except OSError:
@@ -160,8 +171,8 @@ def __subreaper():
 
     if not __os.path.exists(f"/proc/{me}/task/{me}/children"):  # kernel without CONFIG_PROC_CHILDREN
 
-        def children():  # noqa: F811
-            found = set()
+        def children() -> set[int]:  # noqa: F811
+            found: set[int] = set()
             for name in __os.listdir("/proc"):
                 if name.isdigit():
                     try:
@@ -172,7 +183,7 @@ def __subreaper():
                         pass
             return found
 
-    def reap():
+    def reap() -> None:
         while True:
             time.sleep(0.05)
             try:
