@@ -17,7 +17,7 @@ from metaflow import Config, FlowSpec, IncludeFile, Parameter, config_expr, step
 
 class ConfigFlow(FlowSpec):
     cfg = Config("cfg", default="cfg.json")
-    alpha = Parameter("alpha", default=config_expr("cfg.alpha"))
+    alpha = Parameter("alpha", type=int, default=config_expr("cfg.alpha"))
 
     @step
     def start(self):
