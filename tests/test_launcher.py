@@ -294,8 +294,14 @@ if __name__ == "__main__":
 
 @pytest.mark.parametrize(
     ("launcher", "env", "deferred"),
-    [("fork", {}, True), ("fork", {"PYTEST_METAFLOW_CODE_PACKAGE": "1"}, False), ("exec", {}, False)],
-    ids=["fork", "fork-build", "exec"],
+    [
+        ("fork", {}, True),
+        ("fork", {"PYTEST_METAFLOW_CODE_PACKAGE": "1"}, False),
+        # Uploaded to the datastore (and registered in every task's metadata): never deferred.
+        ("fork", {"METAFLOW_FEAT_ALWAYS_UPLOAD_CODE_PACKAGE": "1"}, False),
+        ("exec", {}, False),
+    ],
+    ids=["fork", "fork-build", "fork-upload", "exec"],
 )
 def test_code_package_is_built_when_read(
     runner: Any, tmp_path: Path, launcher: str, env: dict[str, str], deferred: bool
