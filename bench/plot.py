@@ -28,6 +28,9 @@ def _suite_bars(cases: dict[str, Any]) -> list[tuple]:
         r = cases.get(name)
         if r:
             label = label.format(r["tests"], r["tests"] // 4)
+            measured = r.get("measured")
+            if measured:  # a case re-measured with --merge: its own sitting
+                label += f"\n(n={measured['n']}, load {measured['loadavg_start'][0]:.1f})"
             bars.append((label, r["a_name"], r["median_a"], r["b_name"], r["median_b"], r["median_ratio"], name))
     return bars
 
@@ -51,7 +54,8 @@ def _launcher_bars(ax: Any, r: dict[str, Any]) -> None:
     ax.set_ylabel("seconds per run (median; ×: median paired ratio)")
     m = r.get("measured", {})
     load = m.get("loadavg_start")
-    ax.set_title("Task launcher" + (f" (n={m.get('n')}, load {load[0]:.1f})" if load else ""))
+    end = m.get("loadavg_end")
+    ax.set_title("Task launcher" + (f" (n={m.get('n')}, load {load[0]:.1f}→{end[0]:.1f})" if load and end else ""))
     ax.set_ylim(0, top * 1.2)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8)
@@ -102,9 +106,14 @@ def plot(results: dict[str, Any], out: Path) -> None:
     right.grid(axis="y", alpha=0.3)
 
     m = results["machine"]
+    merged = any("measured" in c for c in cases.values())
     fig.suptitle(
         f"pytest-metaflow, metaflow {m['metaflow']}: {m['nproc']} × {m['cpu']}, "
-        f"load {m['loadavg_start'][0]:.2f}→{m['loadavg_end'][0]:.2f}, n={results['n']}",
+        + (
+            "figures from several sittings (n and load per panel where they differ; docs/performance.md)"
+            if merged
+            else f"load {m['loadavg_start'][0]:.2f}→{m['loadavg_end'][0]:.2f}, n={results['n']}"
+        ),
         fontsize=9,
     )
     fig.tight_layout()
