@@ -28,13 +28,42 @@ def _suite_bars(cases: dict[str, Any]) -> list[tuple]:
         r = cases.get(name)
         if r:
             label = label.format(r["tests"], r["tests"] // 4)
+            measured = r.get("measured")
+            if measured:  # a case re-measured with --merge: its own sitting
+                label += f"\n(n={measured['n']}, load {measured['loadavg_start'][0]:.1f})"
             bars.append((label, r["a_name"], r["median_a"], r["b_name"], r["median_b"], r["median_ratio"], name))
     return bars
 
 
+def _launcher_bars(ax: Any, r: dict[str, Any]) -> None:
+    """Wall and CPU per run, plain metaflow.Runner vs the fixture with the task launcher."""
+    names = {"three_step.py": "3-step linear", "foreach_ten.py": "10-wide foreach"}
+    flows = list(r["per_flow"])
+    top = max(max(s["median_a"], s["cpu"]["median_a"]) for s in r["per_flow"].values())
+    ticks, labels = [], []
+    for i, flow in enumerate(flows):
+        s = r["per_flow"][flow]
+        for j, (what, part) in enumerate((("wall", s), ("CPU", s["cpu"]))):
+            x = i * 5 + j * 2
+            ax.bar(x, part["median_a"], color="tab:gray", label="plain metaflow.Runner" if i == j == 0 else None)
+            ax.bar(x + 1, part["median_b"], color="tab:green", label="fixture, launcher fork" if i == j == 0 else None)
+            ax.text(x + 1, part["median_b"] + top * 0.01, f"×{part['median_ratio']:.2f}", ha="center", va="bottom")
+            ticks.append(x + 0.5)
+            labels.append(f"{names.get(flow, flow)}\n{what}")
+    ax.set_xticks(ticks, labels, fontsize=8)
+    ax.set_ylabel("seconds per run (median; ×: median paired ratio)")
+    m = r.get("measured", {})
+    load = m.get("loadavg_start")
+    end = m.get("loadavg_end")
+    ax.set_title("Task launcher" + (f" (n={m.get('n')}, load {load[0]:.1f}→{end[0]:.1f})" if load and end else ""))
+    ax.set_ylim(0, top * 1.2)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+
+
 def plot(results: dict[str, Any], out: Path) -> None:
     cases = results["cases"]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.4), gridspec_kw={"width_ratios": [1.2, 1]})
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(15, 4.6), gridspec_kw={"width_ratios": [1.2, 1, 1]})
 
     steps = cases.get("steps")
     if steps:
@@ -48,6 +77,12 @@ def plot(results: dict[str, Any], out: Path) -> None:
         left.set_ylim(bottom=0)
         left.grid(alpha=0.3)
         left.legend()
+
+    launcher = cases.get("launcher")
+    if launcher and launcher.get("per_flow"):
+        _launcher_bars(middle, launcher)
+    else:
+        middle.set_axis_off()
 
     bars = _suite_bars(cases)
     top = max([max(b[2], b[4]) for b in bars], default=1)
@@ -71,9 +106,14 @@ def plot(results: dict[str, Any], out: Path) -> None:
     right.grid(axis="y", alpha=0.3)
 
     m = results["machine"]
+    merged = any("measured" in c for c in cases.values())
     fig.suptitle(
         f"pytest-metaflow, metaflow {m['metaflow']}: {m['nproc']} × {m['cpu']}, "
-        f"load {m['loadavg_start'][0]:.2f}→{m['loadavg_end'][0]:.2f}, n={results['n']}",
+        + (
+            "figures from several sittings (n and load per panel where they differ; docs/performance.md)"
+            if merged
+            else f"load {m['loadavg_start'][0]:.2f}→{m['loadavg_end'][0]:.2f}, n={results['n']}"
+        ),
         fontsize=9,
     )
     fig.tight_layout()

@@ -5,6 +5,7 @@ Usage (from a checkout, in a venv with ``pip install -e ".[test,bench]"``)::
     python bench/run.py                  # every case, n=5 pairs; writes bench/results.json
     python bench/run.py -n 9 --out /tmp/results.json
     python bench/run.py --only runner,spin
+    python bench/run.py --only launcher,xdist --merge   # re-measure two cases, keep the others
     python bench/run.py --smoke          # n=1, smallest cases, < 1 min; JSON to a temp file
     python bench/run.py --markdown       # the table in Markdown, for docs/performance.md
     python bench/plot.py                 # bench/results.json -> docs/performance.png
@@ -441,6 +442,11 @@ def main(argv: list[str] | None = None) -> int:
         help="where to write the JSON results (default bench/results.json; with --smoke a temp file)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary work directory")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the other cases already in the output file (each case records its own date, load and n)",
+    )
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown (for docs/performance.md)")
     args = parser.parse_args(argv)
     n = 1 if args.smoke else args.n
@@ -462,7 +468,14 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             print(f"== {name} ...", end=" ", flush=True)
             try:
+                load_start = os.getloadavg()
                 results["cases"][name] = RUNNERS[name](work, n, args.smoke)
+                results["cases"][name]["measured"] = {
+                    "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+                    "loadavg_start": load_start,
+                    "loadavg_end": os.getloadavg(),
+                    "n": n,
+                }
                 print(f"{time.perf_counter() - t0:.1f} s (load {os.getloadavg()[0]:.2f})", flush=True)
             except Exception as e:  # noqa: BLE001  (report every case, then fail)
                 results["errors"][name] = f"{type(e).__name__}: {e}"
@@ -475,6 +488,10 @@ def main(argv: list[str] | None = None) -> int:
     results["machine"]["loadavg_end"] = os.getloadavg()
     results["seconds"] = time.perf_counter() - started
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.merge and args.out.exists():
+        # The other cases keep their figures; the run's header is this run's.
+        previous = json.loads(args.out.read_text())
+        results["cases"] = {**previous.get("cases", {}), **results["cases"]}
     args.out.write_text(json.dumps(results, indent=1) + "\n")
     print()
     print(table(results, markdown=args.markdown))

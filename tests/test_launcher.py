@@ -7,6 +7,8 @@ process of a run outlives it.
 
 from __future__ import annotations
 
+import glob
+import json
 import os
 import re
 import signal
@@ -246,6 +248,219 @@ def test_zygote_and_tasks_die_with_the_runtime(runner: Any, tmp_path: Path) -> N
         assert all(_gone(z) for z in zygotes), "the zygote outlived its runtime"
     finally:
         for pid in [task, *zygotes]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+# --- stage 3: the code package and git provenance ------------------------------------------
+
+PACKAGE_PROBE = """
+import atexit, json, os, sys
+from metaflow import FlowSpec, step
+
+
+def _report():
+    # Runs in the runtime process only (the run command), after the flow ended.
+    from metaflow.system_context import system_context
+
+    package = system_context.package
+    package._create_thread.join(60)
+    before = type(package._blob).__name__
+    blob = package.blob
+    with open(os.environ["PACKAGE_REPORT"], "w") as f:
+        json.dump({"before": before, "after": type(blob).__name__, "magic": bytes(blob[:2]).hex(), "size": len(blob)}, f)
+
+
+if "run" in sys.argv and "step" not in sys.argv:
+    atexit.register(_report)
+
+
+class PackageProbeFlow(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    PackageProbeFlow()
+"""
+
+
+@pytest.mark.parametrize(
+    ("launcher", "env", "deferred"),
+    [
+        ("fork", {}, True),
+        ("fork", {"PYTEST_METAFLOW_CODE_PACKAGE": "1"}, False),
+        # Uploaded to the datastore (and registered in every task's metadata): never deferred.
+        ("fork", {"METAFLOW_FEAT_ALWAYS_UPLOAD_CODE_PACKAGE": "1"}, False),
+        ("exec", {}, False),
+    ],
+    ids=["fork", "fork-build", "fork-upload", "exec"],
+)
+def test_code_package_is_built_when_read(
+    runner: Any, tmp_path: Path, launcher: str, env: dict[str, str], deferred: bool
+) -> None:
+    """With the launcher, a local run's code package is made on its first read, not at start."""
+    flow = tmp_path / "package_probe.py"
+    flow.write_text(PACKAGE_PROBE)
+    report = tmp_path / "report.json"
+    result = runner(str(flow), launcher=launcher, env={"PACKAGE_REPORT": str(report), **env}).run()
+    assert result.status == "successful"
+    seen = json.loads(report.read_text())
+    # Before the read: a placeholder with the launcher, Metaflow's archive otherwise.
+    assert (seen["before"] == "_Deferred") is deferred, seen
+    # The read gets the real archive either way (a gzip'd tar of the flow's code and metaflow).
+    assert seen["after"] in ("bytes", "bytearray") and seen["magic"] == "1f8b" and seen["size"] > 100_000, seen
+
+
+FAKE_GIT = """#!/bin/sh
+echo "$PPID $*" >> "$GIT_CALLS"
+exec {git} "$@"
+"""
+
+
+def _git_repo(path: Path) -> None:
+    import subprocess
+
+    def git(*args: str) -> None:
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+            cwd=path,
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-q", "-m", "flow")
+
+
+def test_git_provenance_is_computed_once_per_run(runner: Any, tmp_path: Path) -> None:
+    """Forked tasks inherit the runtime's git provenance: one process runs git, the metadata is the same."""
+    import shutil
+
+    real_git = shutil.which("git")
+    if real_git is None:
+        pytest.skip("git is not installed")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    flow = repo / "three.py"
+    flow.write_text(Path(__file__).parent.joinpath("flows", "launcher_probe.py").read_text())
+    _git_repo(repo)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "git").write_text(FAKE_GIT.format(git=real_git))
+    (bin_dir / "git").chmod(0o755)
+    path = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+    callers = {}
+    runs = {}
+    for launcher in ("fork", "exec"):
+        calls = tmp_path / f"git-{launcher}.txt"
+        runs[launcher] = runner(str(flow), launcher=launcher, env={"PATH": path, "GIT_CALLS": str(calls)}).run()
+        assert runs[launcher].status == "successful"
+        callers[launcher] = {line.split()[0] for line in calls.read_text().splitlines()}
+    # exec: the runtime and every task ask git; fork: the runtime only, before the zygote forks
+    # (the @environment step of the probe is exec'd: it asks git too).
+    tasks = sum(1 for s in runs["exec"].run for _ in s)
+    assert len(callers["exec"]) >= tasks + 1, callers  # retried tasks ask again
+    assert len(callers["fork"]) == 2, callers
+    # What git told them is recorded the same: the git-info and metaflow_version metadata.
+    keys = ("git-info", "metaflow_version")
+    a, b = _tasks(runs["fork"].run), _tasks(runs["exec"].run)
+    for key in sorted(a):
+        git_a = sorted((m.name, str(m.value)) for m in a[key].metadata if m.name in keys)
+        git_b = sorted((m.name, str(m.value)) for m in b[key].metadata if m.name in keys)
+        assert git_a == git_b, key
+        assert any(name == "git-info" and "commit_sha" in value for name, value in git_a), git_a
+
+
+# --- failing fan-outs -------------------------------------------------------------------------
+
+FANOUT_FAIL = """
+import os, time
+from metaflow import FlowSpec, step
+
+
+class FailFastFlow(FlowSpec):
+    @step
+    def start(self):
+        self.items = ["fail", "a", "b"]
+        self.next(self.each, foreach="items")
+
+    @step
+    def each(self):
+        pids = os.environ["PIDS"]
+        if self.input == "fail":
+            deadline = time.time() + 60
+            while len(os.listdir(pids)) < 2 and time.time() < deadline:
+                time.sleep(0.05)
+            raise ValueError("boom in the failing branch")
+        with open(os.path.join(pids, self.input), "w") as f:
+            f.write(str(os.getpid()))
+        time.sleep(60)  # bounded: killed by the runtime long before
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    FailFastFlow()
+"""
+
+
+def test_failing_fan_out_ends_its_siblings_at_once(runner: Any, metaflow_store: Any, tmp_path: Path) -> None:
+    """A failed foreach branch ends the run without the runtime's 5 s wait; the datastore is as without."""
+    flow = tmp_path / "failfast.py"
+    flow.write_text(FANOUT_FAIL)
+    results = {}
+    sleepers: list[int] = []
+    try:
+        for launcher in ("fork", "exec"):
+            pids = tmp_path / f"pids-{launcher}"
+            pids.mkdir()
+            results[launcher] = runner(str(flow), launcher=launcher, env={"PIDS": str(pids)}).run()
+            found = [int(p.read_text()) for p in pids.iterdir()]
+            sleepers += found
+            assert len(found) == 2
+            assert all(_gone(pid) for pid in found), "a sibling outlived the failed run"
+        fork, fresh = results["fork"], results["exec"]
+        assert fork.status == fresh.status == "failed"
+        # The runtime started its wait in both runs; only without the launcher did it last.
+        assert "Terminating 2 active tasks" in fork.stdout and "Terminating 2 active tasks" in fresh.stdout
+        assert "after having waited" in fresh.stdout, fresh.stdout
+        assert "after having waited" not in fork.stdout, fork.stdout
+        # What the datastore records: the failing task's exception, the siblings killed.
+        for result in (fork, fresh):
+            tasks = list(result.run["each"])
+            failing = [t for t in tasks if "ValueError: boom in the failing branch" in t.stderr]
+            killed = [t for t in tasks if "[KILLED BY ORCHESTRATOR]" in t.stderr]
+            assert len(failing) == 1 and len(killed) == 2, [t.stderr for t in tasks]
+            assert not any(t.successful for t in tasks)
+            assert not result.run.successful and not result.run.finished
+        # The runtime's record of each branch (return code, killed, success) is the same.
+        records = {}
+        for name, result in (("fork", fork), ("exec", fresh)):
+            pattern = os.path.join(
+                glob.escape(metaflow_store.datastore_dir), "FailFastFlow", result.run.id, "each", "*"
+            )
+            records[name] = sorted(Path(p).read_text() for p in glob.glob(os.path.join(pattern, "*.runtime")))
+        assert records["fork"] == records["exec"] and len(records["fork"]) == 3, records
+        assert sum('"killed": true' in r for r in records["fork"]) == 2, records
+    finally:
+        for pid in sleepers:
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
