@@ -32,6 +32,7 @@ from typing import Any
 from . import _spin, _store, reporting
 from ._snapshot_hooks import prune_side_files
 from .errors import PytestMetaflowError
+from .generated import _index
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 # Inputs whose Python literal is longer than this go to a side file.
@@ -92,14 +93,6 @@ def parse_params(items: Sequence[str]) -> dict[str, Any]:
 
 
 # --- recording --------------------------------------------------------------
-
-
-def _index(task: Any) -> int | None:
-    try:
-        index = task.index
-        return None if index is None else int(index)
-    except Exception:  # not in a foreach
-        return None
 
 
 def _values_of(task: Any, leave_out: AbstractSet[str] = frozenset()) -> dict[str, Any]:
