@@ -307,6 +307,9 @@ def test_code_package_is_built_when_read(
     runner: Any, tmp_path: Path, launcher: str, env: dict[str, str], deferred: bool
 ) -> None:
     """With the launcher, a local run's code package is made on its first read, not at start."""
+    # The probe finds the run's package through metaflow.system_context (newer than 2.19.0; the
+    # oldest supported, 2.19.0, has none and gives no other handle on it from a flow file).
+    pytest.importorskip("metaflow.system_context", reason="this Metaflow has no system_context to probe")
     flow = tmp_path / "package_probe.py"
     flow.write_text(PACKAGE_PROBE)
     report = tmp_path / "report.json"
