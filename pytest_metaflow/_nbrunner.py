@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import pytest
 
+from . import _launcher
 from .errors import InvalidFlowError
 
 if TYPE_CHECKING:
@@ -207,7 +208,8 @@ class NBRunnerFixture:
     """The ``nbrunner`` fixture's value: call it with a flow class (or source) to get a :class:`FixtureNBRunner`.
 
     ``nbrunner(flow, *, show_output=None, profile=None, env=None, base_dir=None,
-    file_read_timeout=3600, **top_level_kwargs)``. It is an entry of the test's
+    file_read_timeout=3600, remote=None, launcher=None, **top_level_kwargs)``
+    (``remote`` and ``launcher`` as ``runner`` takes them). It is an entry of the test's
     run registry: at teardown, after every runner it made was killed and cleaned
     up, :meth:`cleanup` removes every file it generated.
     """
@@ -262,8 +264,12 @@ class NBRunnerFixture:
         env: dict[str, str] | None = None,
         base_dir: str | os.PathLike[str] | None = None,
         file_read_timeout: int = 3600,
+        remote: str | None = None,
+        launcher: str | None = None,
         **top_level_kwargs: Any,
     ) -> FixtureNBRunner:
+        if launcher is not None:
+            _launcher.validate(launcher, "nbrunner(launcher=...)")
         if not isinstance(flow, str) and not _is_flowspec_class(flow):
             hint = " (pass the class, not an instance)" if _is_flowspec_class(type(flow)) else ""
             raise TypeError(
@@ -290,6 +296,8 @@ class NBRunnerFixture:
             # As with NBRunner: the run's cwd is base_dir if given, else the current one.
             cwd=None if base_dir is None else str(directory),
             file_read_timeout=file_read_timeout,
+            remote=remote,
+            launcher=launcher,
             **top_level_kwargs,
         )
         return FixtureNBRunner(runner, flow_cls, str(flow_file))

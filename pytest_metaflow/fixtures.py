@@ -225,7 +225,7 @@ def nbrunner(
     flow source as a notebook cell would hold it, with Metaflow's NBRunner API.
 
     ``nbrunner(flow, *, show_output=False, profile=None, env=None, base_dir=None,
-    file_read_timeout=3600, **top_level_kwargs)`` returns an object with ``nbrun``,
+    file_read_timeout=3600, remote=None, launcher=None, **top_level_kwargs)`` returns an object with ``nbrun``,
     ``nbresume``, ``run``, ``resume``, ``async_run``, ``async_resume`` and ``cleanup``.
     The steps see every name of the flow's module. A source string with several
     FlowSpec subclasses runs the last one. The flow file generated for it goes to

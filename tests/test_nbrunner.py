@@ -3,6 +3,7 @@ source strings, run for real through a pytest subprocess."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -319,3 +320,58 @@ def test_base_dir(nbrunner):
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*RuntimeError: the test fails after the run*"])
     assert list(out.iterdir()) == []
+
+
+HOW_FLOW = """
+import os
+from metaflow import FlowSpec, step
+
+
+def how():
+    # "fork" when the task's parent has its grandparent's command line (a zygote forked
+    # from the runtime), "exec" when the parent is the runtime itself (tests/flows/launcher_probe.py).
+    parent = os.getppid()
+    with open(f"/proc/{parent}/stat") as f:
+        grandparent = int(f.read().rsplit(")", 1)[1].split()[1])
+    with open(f"/proc/{parent}/cmdline", "rb") as f, open(f"/proc/{grandparent}/cmdline", "rb") as g:
+        return "fork" if f.read() == g.read() else "exec"
+
+
+class HowFlow(FlowSpec):
+    @step
+    def start(self):
+        self.how = how()
+        self.next(self.end)
+
+    @step
+    def end(self):
+        self.how = how()
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the fork launcher is Linux-only")
+def test_launcher_per_nbrunner_call(nb_pytester: pytest.Pytester) -> None:
+    nb_pytester.makepyfile(how_flows=HOW_FLOW)
+    nb_pytester.makepyfile(
+        """
+        import pytest
+        from how_flows import HowFlow
+
+        def hows(run):
+            return {step.id: step.task["how"].data for step in run}
+
+        def test_each_call_asks(nbrunner):
+            assert hows(nbrunner(HowFlow, launcher="exec").nbrun()) == {"start": "exec", "end": "exec"}
+            assert hows(nbrunner(HowFlow, launcher="fork").nbrun()) == {"start": "fork", "end": "fork"}
+
+        @pytest.mark.metaflow(launcher="exec")
+        def test_the_marker_applies(nbrunner):
+            assert hows(nbrunner(HowFlow).nbrun()) == {"start": "exec", "end": "exec"}
+
+        def test_a_bad_value_names_nbrunner(nbrunner):
+            with pytest.raises(ValueError, match=r"nbrunner\\(launcher=\\.\\.\\.\\): expected one of fork, exec"):
+                nbrunner(HowFlow, launcher="spawn")
+        """
+    )
+    result = nb_pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=3)
