@@ -49,3 +49,197 @@ def effective(mode: str) -> str:
 def env(mode: str | None) -> dict[str, str]:
     """The environment key that selects ``mode`` in a run's processes (empty for ``None``)."""
     return {} if mode is None else {LAUNCHER_VAR: effective(mode)}
+
+
+# --- the runtime server (stage 2) ---------------------------------------------------------
+#
+# A per-pytest-process server (``_mfext/pytest_metaflow_server.py``), started lazily by the
+# first run that can use it, forks each run's Metaflow runtime from an interpreter that
+# imported metaflow once. The Runner's process is a shim (the one Metaflow waits on, reads
+# and kills) that hands its argv, environment, cwd and fds to the server, or execs the
+# real interpreter with the same argv when the server answers ``exec``.
+
+SERVER_VAR = "PYTEST_METAFLOW_SERVER"  # the server's address, in the shim's environment only
+SERVER_KNOB = "PYTEST_METAFLOW_RUNTIME_SERVER"  # "0": fork-mode runs start fresh runtimes
+_READY_TIMEOUT = 120.0  # seconds for the server to import metaflow (a loaded machine)
+
+
+class _Server:
+    """The pytest side of one runtime server: its process, address and shim."""
+
+    def __init__(self, proc: Any, address: str | None, shim: str | None, problem: str | None) -> None:
+        self.proc = proc
+        self.address = address
+        self.shim = shim
+        self.problem = problem
+        self.owner = os.getpid()
+
+    def usable(self) -> bool:
+        return (
+            self.address is not None
+            and self.shim is not None
+            and self.owner == os.getpid()
+            and self.proc is not None
+            and self.proc.poll() is None
+        )
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None or self.owner != os.getpid():
+            return
+        try:
+            proc.stdin.close()  # EOF: the server kills what it still runs and exits
+        except OSError:
+            pass
+        try:
+            proc.wait(timeout=30)
+        except Exception:  # noqa: BLE001  # subprocess.TimeoutExpired
+            proc.kill()
+            proc.wait()
+        if self.shim:
+            import shutil
+
+            shutil.rmtree(os.path.dirname(self.shim), ignore_errors=True)
+
+
+_server: _Server | None = None
+
+
+def server_enabled() -> bool:
+    """Whether fork-mode runs may use the runtime server (``PYTEST_METAFLOW_RUNTIME_SERVER=0`` says no)."""
+    return sys.platform.startswith("linux") and os.environ.get(SERVER_KNOB, "1").strip().lower() not in (
+        "0",
+        "off",
+        "no",
+        "false",
+    )
+
+
+def _mfext_module(name: str) -> Any:
+    """A plain module of the extension directory, loaded without putting that directory on sys.path."""
+    import importlib.util
+
+    from . import _store
+
+    full = f"pytest_metaflow._mfext_{name}"
+    if full in sys.modules:
+        return sys.modules[full]
+    spec = importlib.util.spec_from_file_location(full, os.path.join(_store.EXTENSION_DIR, f"{name}.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[full] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[full]
+        raise
+    return module
+
+
+def _start_server(run_env: dict[str, str]) -> _Server:
+    import atexit
+    import selectors
+    import subprocess
+    import tempfile
+
+    server_module = _mfext_module("pytest_metaflow_server")
+    launcher_module = sys.modules.get("pytest_metaflow._mfext_pytest_metaflow_launcher")
+    if launcher_module is None:
+        # The server module imports it by its plain name in the server; here load it by path.
+        launcher_module = _mfext_module("pytest_metaflow_launcher")
+    python = sys.executable
+    shim_dir = tempfile.mkdtemp(prefix="pytest-metaflow-server-")
+    shim = os.path.join(shim_dir, "python")
+    with open(shim, "w") as f:
+        f.write(launcher_module.SHIM.format(python=python, address_var=SERVER_VAR))
+    os.chmod(shim, 0o755)
+    if not os.access(shim, os.X_OK):
+        return _Server(None, None, None, "the shim is not executable (noexec temporary directory)")
+    env = server_module.server_env(run_env)
+    code = "import pytest_metaflow_server as s; s.main()"
+    proc = subprocess.Popen(
+        [python, "-c", code, "x" * server_module.ARGV_PAD_SIZE],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd="/",
+        start_new_session=True,  # a terminal's Ctrl-C is pytest's: runs are torn down by the plugin
+    )
+    server = _Server(proc, None, shim, None)
+    atexit.register(server.stop)
+    line = b""
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        import time
+
+        deadline = time.monotonic() + _READY_TIMEOUT
+        while not line.endswith(b"\n") and time.monotonic() < deadline:
+            if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
+                break
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            if not chunk:
+                break
+            line += chunk
+    proc.stdout.close()
+    word, _, rest = line.decode(errors="replace").strip().partition(" ")
+    if word == "ready" and rest:
+        server.address = rest
+    else:
+        server.problem = rest or "the server did not start"
+    return server
+
+
+def server_problem() -> str | None:
+    """Why the session's server answers ``exec`` to every run (``None``: it serves, or never started)."""
+    return None if _server is None else _server.problem
+
+
+def route(command: list[str], env: dict[str, str] | None) -> tuple[list[str], dict[str, str] | None]:
+    """``(command, env)`` of a run's root process: through the runtime server when it may serve it.
+
+    Only fork-mode runs of a ``python flow.py`` command, without coverage measuring
+    the run (coverage's child hooks start in a fresh interpreter only: such runs start
+    fresh runtimes; their tasks still fork from the per-run zygote). Everything the
+    server cannot reproduce exactly is decided there, per run (the shim then execs).
+    """
+    global _server
+    if (
+        env is None
+        or env.get(LAUNCHER_VAR) != "fork"
+        or not server_enabled()
+        or len(command) < 2
+        or command[0] != sys.executable
+        or not command[1].endswith(".py")
+        or "COVERAGE_PROCESS_CONFIG" in env
+        or "COVERAGE_PROCESS_START" in env
+    ):
+        return command, env
+    from . import _store
+
+    if _store.EXTENSION_DIR not in env.get("PYTHONPATH", "").split(os.pathsep):
+        return command, env
+    if _server is None or _server.owner != os.getpid():
+        _server = _start_server(env)
+    if not _server.usable():
+        return command, env
+    assert _server.shim is not None and _server.address is not None
+    return [_server.shim, *command[1:]], {**env, SERVER_VAR: _server.address}
+
+
+def route_runs(spm: Any) -> None:
+    """Send the root processes a Metaflow ``SubprocessManager`` starts through :func:`route`."""
+    run_command, async_run_command = spm.run_command, spm.async_run_command
+
+    def run(command: list[str], env: dict[str, str] | None = None, *args: Any, **kwargs: Any) -> int:
+        command, env = route(command, env)
+        pid: int = run_command(command, env, *args, **kwargs)
+        return pid
+
+    async def arun(command: list[str], env: dict[str, str] | None = None, *args: Any, **kwargs: Any) -> int:
+        command, env = route(command, env)
+        pid: int = await async_run_command(command, env, *args, **kwargs)
+        return pid
+
+    spm.run_command, spm.async_run_command = run, arun
