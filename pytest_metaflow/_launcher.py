@@ -148,7 +148,10 @@ def _start_server(run_env: dict[str, str]) -> _Server:
         # The server module imports it by its plain name in the server; here load it by path.
         launcher_module = _mfext_module("pytest_metaflow_launcher")
     python = sys.executable
-    shim_dir = tempfile.mkdtemp(prefix="pytest-metaflow-server-")
+    # Not in the current test's store (tempfile.tempdir points there during a call): the
+    # shim lives as long as the session.
+    base = os.environ.get("TMPDIR", "")
+    shim_dir = tempfile.mkdtemp(prefix="pytest-metaflow-server-", dir=base if os.path.isdir(base) else "/tmp")
     shim = os.path.join(shim_dir, "python")
     with open(shim, "w") as f:
         f.write(launcher_module.SHIM.format(python=python, address_var=SERVER_VAR))
