@@ -96,10 +96,6 @@ class _Server:
         except Exception:  # noqa: BLE001  # subprocess.TimeoutExpired
             proc.kill()
             proc.wait()
-        if self.shim:
-            import shutil
-
-            shutil.rmtree(os.path.dirname(self.shim), ignore_errors=True)
 
 
 _server: _Server | None = None
@@ -140,28 +136,15 @@ def _start_server(run_env: dict[str, str]) -> _Server:
     import atexit
     import selectors
     import subprocess
-    import tempfile
 
     server_module = _mfext_module("pytest_metaflow_server")
-    launcher_module = sys.modules.get("pytest_metaflow._mfext_pytest_metaflow_launcher")
-    if launcher_module is None:
-        # The server module imports it by its plain name in the server; here load it by path.
-        launcher_module = _mfext_module("pytest_metaflow_launcher")
-    python = sys.executable
-    # Not in the current test's store (tempfile.tempdir points there during a call): the
-    # shim lives as long as the session.
-    base = os.environ.get("TMPDIR", "")
-    shim_dir = tempfile.mkdtemp(prefix="pytest-metaflow-server-", dir=base if os.path.isdir(base) else "/tmp")
-    shim = os.path.join(shim_dir, "python")
-    with open(shim, "w") as f:
-        f.write(launcher_module.SHIM.format(python=python, address_var=SERVER_VAR))
-    os.chmod(shim, 0o755)
-    if not os.access(shim, os.X_OK):
-        return _Server(None, None, None, "the shim is not executable (noexec temporary directory)")
+    from . import _store
+
+    shim = os.path.join(_store.EXTENSION_DIR, "pytest_metaflow_server_shim.py")
     env = server_module.server_env(run_env)
     code = "import pytest_metaflow_server as s; s.main()"
     proc = subprocess.Popen(
-        [python, "-c", code, "x" * server_module.ARGV_PAD_SIZE],
+        [sys.executable, "-c", code, "x" * server_module.ARGV_PAD_SIZE],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -228,7 +211,8 @@ def route(command: list[str], env: dict[str, str] | None) -> tuple[list[str], di
     if not _server.usable():
         return command, env
     assert _server.shim is not None and _server.address is not None
-    return [_server.shim, *command[1:]], {**env, SERVER_VAR: _server.address}
+    # The shim is run by the same interpreter; on "exec" it runs exactly `command`.
+    return [command[0], "-I", "-S", _server.shim, *command[1:]], {**env, SERVER_VAR: _server.address}
 
 
 def route_runs(spm: Any) -> None:
