@@ -143,11 +143,12 @@ def _start_server(run_env: dict[str, str]) -> _Server:
     shim = os.path.join(_store.EXTENSION_DIR, "pytest_metaflow_server_shim.py")
     env = server_module.server_env(run_env)
     code = "import pytest_metaflow_server as s; s.main()"
+    log = os.environ.get("PYTEST_METAFLOW_SERVER_LOG")  # why runs were exec'd (debugging)
     proc = subprocess.Popen(
         [sys.executable, "-c", code, "x" * server_module.ARGV_PAD_SIZE],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=open(log, "ab") if log else subprocess.DEVNULL,  # noqa: SIM115  # the child's, closed below
         env=env,
         cwd="/",
         start_new_session=True,  # a terminal's Ctrl-C is pytest's: runs are torn down by the plugin

@@ -55,7 +55,12 @@ def _comparable(value: Any) -> Any:
 
 
 def _artifacts(task: Any) -> dict[str, Any]:
-    return {a.id: _comparable(a.data) for a in task if a.id not in ("how", "hows") and not a.id.startswith("_")}
+    return {a.id: _comparable(a.data) for a in task if a.id not in ("how", "hows", "served") and not a.id.startswith("_")}
+
+
+def metaflow_env(runner: Any) -> dict[str, str]:
+    """The environment the runner fixture's runs get (the store's, on top of this process's)."""
+    return {**os.environ, **runner.store.env()} if hasattr(runner, "store") else dict(os.environ)
 
 
 def test_datastore_with_fork_is_the_datastore_with_exec(runner: Any) -> None:
@@ -82,6 +87,14 @@ def test_datastore_with_fork_is_the_datastore_with_exec(runner: Any) -> None:
     assert seen["foreach_frame_in_main"] and not seen["zygote_address_visible"] and seen["stdin_is_devnull"]
     assert seen["executable"] == sys.executable or os.path.exists(seen["executable"])
     assert forked.run["each"].task.data is not None
+    # With the runtime server (the default on Linux), the forked run's runtime was forked too.
+    from pytest_metaflow import _launcher
+
+    served = forked.run["end"].task["served"].data
+    assert served == (_launcher.server_enabled() and "COVERAGE_PROCESS_CONFIG" not in metaflow_env(runner)), (
+        _launcher.server_problem()
+    )
+    assert fresh.run["end"].task["served"].data is False
 
 
 @pytest.mark.metaflow(launcher="exec")

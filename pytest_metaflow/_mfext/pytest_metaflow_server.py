@@ -49,11 +49,17 @@ PER_RUN_KEYS = frozenset(
         "METAFLOW_TEMPDIR",
         "METAFLOW_ARTIFACT_LOCALROOT",
         "METAFLOW_HOME",
+        # The session's and the test's labels and tags for remote jobs (_remote.labels_env).
+        "METAFLOW_KUBERNETES_LABELS",
+        "METAFLOW_BATCH_DEFAULT_TAGS",
     }
 )
+# Per-run keys Metaflow parses as JSON (a dict) at import.
+JSON_KEYS = frozenset({"METAFLOW_BATCH_DEFAULT_TAGS"})
 # Keys the server never sees: the run's token (read by nobody in the run), the subreaper
 # request (applied by replaying the extension in the child), the server's address.
-PER_REQUEST_KEYS = frozenset({"PYTEST_METAFLOW_TOKEN", "PYTEST_METAFLOW_SUBREAPER", ADDRESS_VAR})
+# pytest's PYTEST_CURRENT_TEST (names the test; set in os.environ, read by no import).
+PER_REQUEST_KEYS = frozenset({"PYTEST_METAFLOW_TOKEN", "PYTEST_METAFLOW_SUBREAPER", ADDRESS_VAR, "PYTEST_CURRENT_TEST"})
 MAX_REQUEST = 1 << 20
 # Imported before serving (what every runtime imports); never metaflow.cli,
 # cli_components.run_cmds or init_cmd: they build click options from the flow at import.
@@ -65,9 +71,24 @@ def server_env(run_env: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in run_env.items() if k not in PER_REQUEST_KEYS}
     for key in PER_RUN_KEYS:
         if key in env:
-            env[key] = f"{PLACEHOLDER}/{key}"
+            env[key] = _placeholder(PLACEHOLDER, key)
     env[PAD_VAR] = "x" * PAD_SIZE
     return env
+
+
+def _placeholder(prefix: str, key: str) -> str:
+    value = f"{prefix}/{key}"
+    return json.dumps({"pytest-metaflow": value}) if key in JSON_KEYS else value
+
+
+def _holds_placeholder(value: Any) -> bool:
+    if isinstance(value, str):
+        return PLACEHOLDER in value
+    if isinstance(value, dict):
+        return any(_holds_placeholder(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_holds_placeholder(v) for v in value)
+    return False
 
 
 def main() -> None:
@@ -247,6 +268,14 @@ def _accept(conn: socket.socket, base_env: dict[str, str]) -> Optional[tuple[dic
     return None
 
 
+def _why(reason: str) -> None:
+    """Say why a run is exec'd, on the server's stderr (``PYTEST_METAFLOW_SERVER_LOG`` keeps it)."""
+    try:
+        os.write(2, f"pytest-metaflow server: exec: {reason}\n".encode())
+    except OSError:
+        pass
+
+
 def _metaflow_root() -> str:
     import metaflow
 
@@ -257,23 +286,29 @@ def _forkable(request: dict[str, Any], base_env: dict[str, str]) -> bool:
     """Whether a forked child can be exactly what ``python <argv>`` would start."""
     argv, env, cwd = request["argv"], request["env"], request["cwd"]
     if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+        _why('if not isinstance(argv, list) or not argv or not all(isinsta')
         return False
     script = argv[0]
     if not script.endswith(".py") or not os.path.isabs(cwd) or not os.path.isdir(cwd):
+        _why('if not script.endswith(".py") or not os.path.isabs(cwd) or n')
         return False
     if not os.path.isfile(os.path.join(cwd, script)):
+        _why('if not os.path.isfile(os.path.join(cwd, script)):')
         return False
     for key in set(env) | set(base_env):
         if key in PER_RUN_KEYS:
             if (key in env) != (key in base_env):
+                _why('if (key in env) != (key in base_env):')
                 return False
         elif key in PER_REQUEST_KEYS or key == "PYTHONPATH":
             continue
         elif env.get(key) != base_env.get(key):
+            _why(f"environment key {key} differs")
             return False
     pythonpath, base_path = env.get("PYTHONPATH"), base_env.get("PYTHONPATH")
     # The Runner's async methods put metaflow's own root first (already on sys.path here).
     if pythonpath != base_path and pythonpath != os.pathsep.join(p for p in (_metaflow_root(), base_path) if p):
+        _why('if pythonpath != base_path and pythonpath != os.pathsep.join')
         return False
     # Configuration files Metaflow reads at import (metaflow_config_funcs): the server read
     # none (its METAFLOW_HOME is a placeholder); a run that has one is exec'd.
@@ -281,10 +316,12 @@ def _forkable(request: dict[str, Any], base_env: dict[str, str]) -> bool:
     profile = env.get("METAFLOW_PROFILE")
     config = os.path.expanduser(os.path.join(home, f"config_{profile}.json" if profile else "config.json"))
     if os.path.exists(config):
+        _why('if os.path.exists(config):')
         return False
     path = os.path.realpath(cwd)
     while True:
         if os.path.exists(os.path.join(path, ".metaflow", "config.json")):
+            _why('if os.path.exists(os.path.join(path, ".metaflow", "config.js')
             return False
         parent = os.path.dirname(path)
         if parent == path:
@@ -292,6 +329,7 @@ def _forkable(request: dict[str, Any], base_env: dict[str, str]) -> bool:
         path = parent
     # The run's environment and command line must fit where the server's were.
     if len(_environ_block(env)) > _region("env")[1] or len(_cmdline_block(argv)) > _region("arg")[1]:
+        _why('if len(_environ_block(env)) > _region("env")[1] or len(_cmdl')
         return False
     return True
 
@@ -351,7 +389,7 @@ def _reconfigure() -> Optional[str]:
         if name not in old or old[name] is new:
             continue
         before = old[name]
-        if isinstance(before, str) and PLACEHOLDER in before:
+        if _holds_placeholder(before):
             changed[id(before)] = (before, new)
             continue
         if isinstance(new, (types.FunctionType, type)):
@@ -473,7 +511,7 @@ def _probe() -> Optional[str]:
             os.close(r)
             for key in PER_RUN_KEYS:
                 if key in os.environ:
-                    os.environ[key] = f"/nonexistent/pytest-metaflow-probe/{key}"
+                    os.environ[key] = _placeholder("/nonexistent/pytest-metaflow-probe", key)
             problem = _reconfigure()
             if problem is None:
                 left = _leftovers()
@@ -518,7 +556,10 @@ def _become(request: dict[str, Any], fds: list[int]) -> None:
     tempfile.tempdir = None  # computed again from this environment's TMPDIR
     argv = list(request["argv"])
     unbuffered = bool(env.get("PYTHONUNBUFFERED"))
-    problem = _reconfigure()
+    try:
+        problem = _reconfigure()
+    except Exception as e:  # noqa: BLE001  # e.g. a malformed value: let a fresh interpreter say so
+        problem = f"{type(e).__name__}: {e}"
     if problem is not None:
         _exec_real(argv)
     # /proc/PID/environ and cmdline: the run's (the leak guard and the watchdog find the
