@@ -169,13 +169,44 @@ def _start_server(run_env: dict[str, str]) -> _Server:
             if not chunk:
                 break
             line += chunk
-    proc.stdout.close()
     word, _, rest = line.decode(errors="replace").strip().partition(" ")
     if word == "ready" and rest:
         server.address = rest
+        import threading
+
+        threading.Thread(target=_track_forks, args=(proc.stdout,), name="pytest-metaflow-server", daemon=True).start()
     else:
+        proc.stdout.close()
         server.problem = rest or "the server did not start"
     return server
+
+
+# The session watchdog of each run routed through the server, by the run's token.
+_watchdogs: dict[str, Any] = {}
+
+
+def _track_forks(stream: Any) -> None:
+    """Track each runtime the server forks as the plugin tracks a fresh runtime: by its process group.
+
+    A forked runtime leads a session and group of its own (not the shim's, which the
+    runner registered): registered here under the run's token, with the session
+    watchdog too, so that kills, the leak guard and a killed pytest's watchdog reach
+    its group and its descendants (the tracker records them while it lives).
+    """
+    from . import _processes
+
+    for raw in iter(stream.readline, b""):
+        try:
+            word, pid, start, token = raw.decode().split()
+        except ValueError:
+            continue
+        if word != "fork":
+            continue
+        group = _processes._REGISTRY.add_group(token, int(pid), float(start))
+        watchdog = _watchdogs.get(token)
+        if group is not None and watchdog is not None:
+            watchdog.add_group(token, group.leader, group.start)
+    stream.close()
 
 
 def server_problem() -> str | None:
@@ -183,7 +214,7 @@ def server_problem() -> str | None:
     return None if _server is None else _server.problem
 
 
-def route(command: list[str], env: dict[str, str] | None) -> tuple[list[str], dict[str, str] | None]:
+def _route(command: list[str], env: dict[str, str] | None) -> tuple[list[str], dict[str, str] | None]:
     """``(command, env)`` of a run's root process: through the runtime server when it may serve it.
 
     Only fork-mode runs of a ``python flow.py`` command, without coverage measuring
@@ -216,9 +247,19 @@ def route(command: list[str], env: dict[str, str] | None) -> tuple[list[str], di
     return [command[0], "-I", "-S", _server.shim, *command[1:]], {**env, SERVER_VAR: _server.address}
 
 
-def route_runs(spm: Any) -> None:
-    """Send the root processes a Metaflow ``SubprocessManager`` starts through :func:`route`."""
+def route_runs(spm: Any, watchdog: Any = None) -> None:
+    """Send the root processes a Metaflow ``SubprocessManager`` starts through :func:`route`.
+
+    ``watchdog``: the session's, told about each forked runtime's process group.
+    """
     run_command, async_run_command = spm.run_command, spm.async_run_command
+
+    def route(command: list[str], env: dict[str, str] | None) -> tuple[list[str], dict[str, str] | None]:
+        routed = _route(command, env)
+        token = (env or {}).get("PYTEST_METAFLOW_TOKEN")
+        if token and watchdog is not None and routed[0] is not command:
+            _watchdogs[token] = watchdog
+        return routed
 
     def run(command: list[str], env: dict[str, str] | None = None, *args: Any, **kwargs: Any) -> int:
         command, env = route(command, env)

@@ -111,7 +111,7 @@ class FixtureRunner(Runner):
         # Each run's root in a process group of its own, tracked by group, descent and token.
         _processes.supervise(self.spm, watchdog)
         # fork mode: the root process may be forked by the session's runtime server (_launcher).
-        _launcher.route_runs(self.spm)
+        _launcher.route_runs(self.spm, watchdog)
 
     # -- every way of starting a process is one supervised call -----------------
 

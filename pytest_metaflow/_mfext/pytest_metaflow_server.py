@@ -125,7 +125,7 @@ def main() -> None:
     except OSError as e:
         problem = problem or f"cannot listen: {e}"
     ready.write(f"exec {problem}\n" if problem else f"ready {address}\n")
-    ready.close()
+    ready.flush()
     if problem:
         # Nothing to serve; wait for the end of the session (the shims get "connection refused").
         listener.close()
@@ -134,14 +134,21 @@ def main() -> None:
         os._exit(0)
     gc.collect()
     gc.freeze()  # see pytest_metaflow_launcher._serve: tasks and runtimes never walk the server's heap
-    request = _serve(listener, control, base_env)
+    request = _serve(listener, control, base_env, ready)
     if request is None:
         os._exit(0)
     _run(*request)
 
 
-def _serve(listener: socket.socket, control: int, base_env: dict[str, str]) -> Optional[tuple[dict[str, Any], list[int]]]:
-    """The server's loop. Returns ``(request, fds)`` in a forked runtime, ``None`` when done."""
+def _serve(
+    listener: socket.socket, control: int, base_env: dict[str, str], report: Any
+) -> Optional[tuple[dict[str, Any], list[int]]]:
+    """The server's loop. Returns ``(request, fds)`` in a forked runtime, ``None`` when done.
+
+    Each runtime forked is reported on ``report`` (the pytest process reads it) as
+    ``fork <pid> <start time> <token>``, before the shim hears of it: the plugin tracks
+    the runtime's process group under the run's token, as it tracks a fresh runtime's.
+    """
     server_pid = os.getpid()
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
@@ -188,6 +195,10 @@ def _serve(listener: socket.socket, control: int, base_env: dict[str, str]) -> O
                 if pid == 0:
                     signal.set_wakeup_fd(-1)
                     sel.close()
+                    try:
+                        os.close(report.fileno())
+                    except OSError:
+                        pass
                     for fd in (listener.fileno(), control, wake_r, wake_w):
                         try:
                             os.close(fd)
@@ -199,6 +210,7 @@ def _serve(listener: socket.socket, control: int, base_env: dict[str, str]) -> O
                     return request, fds
                 for fd in fds:
                     os.close(fd)
+                _report(report, pid, request["env"].get("PYTEST_METAFLOW_TOKEN", ""))
                 try:
                     conn.send(str(pid).encode())
                 except OSError:
@@ -232,6 +244,17 @@ def _serve(listener: socket.socket, control: int, base_env: dict[str, str]) -> O
                     pass
                 done.close()
     return None
+
+
+def _report(report: Any, pid: int, token: str) -> None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            start = f.read().rsplit(b")", 1)[1].split()[19].decode()
+        if token and " " not in token and "\n" not in token:
+            report.write(f"fork {pid} {start} {token}\n")
+            report.flush()
+    except (OSError, IndexError, ValueError):
+        pass  # the pytest process is gone, or the child is: nothing to track
 
 
 def _kill_group(pid: int) -> None:
