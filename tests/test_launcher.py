@@ -55,7 +55,9 @@ def _comparable(value: Any) -> Any:
 
 
 def _artifacts(task: Any) -> dict[str, Any]:
-    return {a.id: _comparable(a.data) for a in task if a.id not in ("how", "hows", "served") and not a.id.startswith("_")}
+    return {
+        a.id: _comparable(a.data) for a in task if a.id not in ("how", "hows", "served") and not a.id.startswith("_")
+    }
 
 
 def metaflow_env(runner: Any) -> dict[str, str]:

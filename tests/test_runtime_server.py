@@ -25,10 +25,12 @@ from pytest_metaflow import _launcher, _processes
 pytestmark = [
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the runtime server is Linux-only"),
     pytest.mark.skipif(not _launcher.server_enabled(), reason="PYTEST_METAFLOW_RUNTIME_SERVER=0"),
-    pytest.mark.skipif("COVERAGE_PROCESS_CONFIG" in os.environ, reason="runs measured by coverage start fresh runtimes"),
+    pytest.mark.skipif(
+        "COVERAGE_PROCESS_CONFIG" in os.environ, reason="runs measured by coverage start fresh runtimes"
+    ),
 ]
 
-RUNTIME_PROBE = '''
+RUNTIME_PROBE = """
 import json, os, signal, sys, tempfile, time
 from metaflow import FlowSpec, step
 
@@ -110,7 +112,7 @@ class RuntimeProbeFlow(FlowSpec):
 
 if __name__ == "__main__":
     RuntimeProbeFlow()
-'''
+"""
 
 
 @pytest.fixture
@@ -143,9 +145,9 @@ def test_a_served_runtime_sees_what_a_fresh_one_sees(runner: Any, probe: Path) -
     assert served_facts["sys_path0"] == str(probe.parent)
     assert served_facts["proc_cmdline_is_argv"] and served_facts["own_group"] and served_facts["foreach_frame"]
     # /proc/PID/environ is the run's (token included): what a fresh runtime shows.
-    assert served_facts["proc_environ_extra"] == ["PYTEST_METAFLOW_SUBREAPER=1"] or not served_facts[
-        "proc_environ_extra"
-    ]
+    assert (
+        served_facts["proc_environ_extra"] == ["PYTEST_METAFLOW_SUBREAPER=1"] or not served_facts["proc_environ_extra"]
+    )
     assert not served_facts["proc_environ_missing"] and not served_facts["server_keys"]
     assert not served_facts["cli_loaded_before_flow"]
     assert served.run["join"].task["values"].data == fresh.run["join"].task["values"].data == [2, 4]

@@ -309,19 +309,19 @@ def _forkable(request: dict[str, Any], base_env: dict[str, str]) -> bool:
     """Whether a forked child can be exactly what ``python <argv>`` would start."""
     argv, env, cwd = request["argv"], request["env"], request["cwd"]
     if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
-        _why('if not isinstance(argv, list) or not argv or not all(isinsta')
+        _why("if not isinstance(argv, list) or not argv or not all(isinsta")
         return False
     script = argv[0]
     if not script.endswith(".py") or not os.path.isabs(cwd) or not os.path.isdir(cwd):
         _why('if not script.endswith(".py") or not os.path.isabs(cwd) or n')
         return False
     if not os.path.isfile(os.path.join(cwd, script)):
-        _why('if not os.path.isfile(os.path.join(cwd, script)):')
+        _why("if not os.path.isfile(os.path.join(cwd, script)):")
         return False
     for key in set(env) | set(base_env):
         if key in PER_RUN_KEYS:
             if (key in env) != (key in base_env):
-                _why('if (key in env) != (key in base_env):')
+                _why("if (key in env) != (key in base_env):")
                 return False
         elif key in PER_REQUEST_KEYS or key == "PYTHONPATH":
             continue
@@ -331,7 +331,7 @@ def _forkable(request: dict[str, Any], base_env: dict[str, str]) -> bool:
     pythonpath, base_path = env.get("PYTHONPATH"), base_env.get("PYTHONPATH")
     # The Runner's async methods put metaflow's own root first (already on sys.path here).
     if pythonpath != base_path and pythonpath != os.pathsep.join(p for p in (_metaflow_root(), base_path) if p):
-        _why('if pythonpath != base_path and pythonpath != os.pathsep.join')
+        _why("if pythonpath != base_path and pythonpath != os.pathsep.join")
         return False
     # Configuration files Metaflow reads at import (metaflow_config_funcs): the server read
     # none (its METAFLOW_HOME is a placeholder); a run that has one is exec'd.
@@ -339,7 +339,7 @@ def _forkable(request: dict[str, Any], base_env: dict[str, str]) -> bool:
     profile = env.get("METAFLOW_PROFILE")
     config = os.path.expanduser(os.path.join(home, f"config_{profile}.json" if profile else "config.json"))
     if os.path.exists(config):
-        _why('if os.path.exists(config):')
+        _why("if os.path.exists(config):")
         return False
     path = os.path.realpath(cwd)
     while True:
@@ -454,7 +454,9 @@ def _rebind(changed: dict[int, tuple[Any, Any]]) -> None:
                 if isinstance(wrapped, types.FunctionType):
                     defaults(wrapped, depth + 1)
         if func.__defaults__:
-            new = tuple(changed[id(v)][1] if id(v) in changed and changed[id(v)][0] is v else v for v in func.__defaults__)
+            new = tuple(
+                changed[id(v)][1] if id(v) in changed and changed[id(v)][0] is v else v for v in func.__defaults__
+            )
             func.__defaults__ = new
         if func.__kwdefaults__:
             swap(func.__kwdefaults__, func.__kwdefaults__.__setitem__)
@@ -476,7 +478,7 @@ def _rebind(changed: dict[int, tuple[Any, Any]]) -> None:
 
 def _filled(cell: Any) -> bool:
     try:
-        cell.cell_contents
+        _ = cell.cell_contents  # an empty cell (a name not yet bound) raises
     except ValueError:
         return False
     return True
@@ -630,7 +632,7 @@ def _run(request: dict[str, Any], fds: list[int]) -> None:
 
     main.__file__ = path
     main.__builtins__ = builtins  # type: ignore[attr-defined]
-    main.__loader__ = importlib.machinery.SourceFileLoader("__main__", path)  # type: ignore[attr-defined]
+    main.__loader__ = importlib.machinery.SourceFileLoader("__main__", path)
     main.__spec__ = None
     main.__package__ = None
     main.__cached__ = None  # type: ignore[attr-defined]

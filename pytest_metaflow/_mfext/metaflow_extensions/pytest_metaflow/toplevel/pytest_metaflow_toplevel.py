@@ -18,6 +18,7 @@ def __patch_card_root() -> None:
 
     # A classmethod bound to the class: Metaflow's unannotated def reads as a plain Callable to mypy.
     original = card_datastore.CardDatastore.get_storage_root.__func__  # type: ignore[attr-defined]
+
     def get_storage_root(cls: type, storage_type: str) -> Optional[str]:
         # Read at call time (the runtime server re-reads the configuration per run).
         roots = {
