@@ -144,15 +144,18 @@ def _start_server(run_env: dict[str, str]) -> _Server:
     env = server_module.server_env(run_env)
     code = "import pytest_metaflow_server as s; s.main()"
     log = os.environ.get("PYTEST_METAFLOW_SERVER_LOG")  # why runs were exec'd (debugging)
+    log_file = open(log, "ab") if log else None  # noqa: SIM115  # handed to the child, closed below
     proc = subprocess.Popen(
         [sys.executable, "-c", code, "x" * server_module.ARGV_PAD_SIZE],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        stderr=open(log, "ab") if log else subprocess.DEVNULL,  # noqa: SIM115  # the child's, closed below
+        stderr=log_file if log_file is not None else subprocess.DEVNULL,
         env=env,
         cwd="/",
         start_new_session=True,  # a terminal's Ctrl-C is pytest's: runs are torn down by the plugin
     )
+    if log_file is not None:
+        log_file.close()
     server = _Server(proc, None, shim, None)
     atexit.register(server.stop)
     line = b""

@@ -72,7 +72,7 @@ if "run" in sys.argv and "step" not in sys.argv:  # the runtime process
         "proc_environ_extra": sorted(set(proc_env) - set(env)),
         "proc_environ_missing": sorted(set(env) - set(proc_env)),
         "proc_cmdline_is_argv": proc_cmd == [sys.executable, *sys.argv],
-        "server_keys": sorted(k for k in os.environ if "SERVER" in k and k.startswith("PYTEST_METAFLOW")),
+        "server_keys": sorted(k for k in os.environ if k in ("PYTEST_METAFLOW_SERVER", "PYTEST_METAFLOW_SERVER_PAD")),
         "main_file": sys.modules["__main__"].__file__,
         "main_spec": repr(sys.modules["__main__"].__spec__),
         "foreach_frame": hasattr(sys.modules["__main__"], "ForeachFrame"),

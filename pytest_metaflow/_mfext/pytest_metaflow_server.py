@@ -270,7 +270,7 @@ def _accept(conn: socket.socket, base_env: dict[str, str]) -> Optional[tuple[dic
     fds: list[int] = []
     try:
         creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
-        uid = array.array("i", creds)[1]
+        peer, uid = array.array("i", creds)[:2]
         msg, ancdata, flags, _ = conn.recvmsg(MAX_REQUEST, socket.CMSG_SPACE(3 * 4))
         for level, kind, data in ancdata:
             if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
@@ -278,7 +278,10 @@ def _accept(conn: socket.socket, base_env: dict[str, str]) -> Optional[tuple[dic
         if uid != os.getuid() or flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC) or len(fds) != 3:
             raise ValueError("unusable request")
         request = json.loads(msg)
-        if _forkable(request, base_env):
+        # Process attributes a fresh interpreter inherits from the shim: its umask is
+        # applied in the child; resource limits must be the server's.
+        request["umask"] = _umask_of(peer)
+        if _forkable(request, base_env) and _same_limits(peer):
             return request, fds
         conn.send(b"exec")
     except (OSError, ValueError, KeyError, TypeError):
@@ -297,6 +300,28 @@ def _why(reason: str) -> None:
         os.write(2, f"pytest-metaflow server: exec: {reason}\n".encode())
     except OSError:
         pass
+
+
+def _umask_of(pid: int) -> Optional[int]:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _same_limits(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/limits") as f, open("/proc/self/limits") as g:
+            same = f.read() == g.read()
+    except OSError:
+        same = False
+    if not same:
+        _why("resource limits differ")
+    return same
 
 
 def _metaflow_root() -> str:
@@ -576,6 +601,9 @@ def _become(request: dict[str, Any], fds: list[int]) -> None:
     os.environ.clear()
     os.environ.update(env)
     os.chdir(request["cwd"])
+    if request.get("umask") is None:
+        _exec_real(list(request["argv"]))  # unknown umask: a fresh interpreter gets the shim's
+    os.umask(request["umask"])
     import tempfile
 
     tempfile.tempdir = None  # computed again from this environment's TMPDIR
