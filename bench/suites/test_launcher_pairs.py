@@ -21,7 +21,7 @@ CASES = cases(FLOWS)
 def _server_cpu():
     from pytest_metaflow import _launcher
 
-    server = _launcher._server
+    server = getattr(_launcher, "_server", None)  # absent before the runtime server existed
     proc = server.proc if server is not None else None
     if proc is None:
         return 0.0
