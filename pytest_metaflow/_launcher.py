@@ -205,7 +205,13 @@ def _track_forks(stream: Any) -> None:
             continue
         if word != "fork":
             continue
-        group = _processes._REGISTRY.add_group(token, int(pid), float(start))
+        # The start time in the process backend's own unit (psutil's differs from /proc's).
+        began = _processes._start_of(int(pid))
+        if began is None and _processes.backend() == "linux":
+            began = float(start)  # already gone: its group may still hold its tasks
+        if began is None:
+            continue
+        group = _processes._REGISTRY.add_group(token, int(pid), began)
         watchdog = _watchdogs.get(token)
         if group is not None and watchdog is not None:
             watchdog.add_group(token, group.leader, group.start)

@@ -115,6 +115,15 @@ if __name__ == "__main__":
 """
 
 
+@pytest.fixture(autouse=True)
+def _not_under_coverage(request: pytest.FixtureRequest) -> None:
+    """Runs measured by coverage (pytest-cov measuring this session) start fresh runtimes."""
+    from pytest_metaflow import _coverage
+
+    if _coverage.child_env():
+        pytest.skip("coverage measures the runs: they start fresh runtimes")
+
+
 @pytest.fixture
 def probe(tmp_path: Path) -> Path:
     flow = tmp_path / "runtime_probe.py"
