@@ -62,6 +62,8 @@ if "run" in sys.argv and "step" not in sys.argv:  # the runtime process
         "served": any(b"pytest_metaflow_server" in c for c in ancestry()[1:]),
         "pid": os.getpid(),
         "sys_path0": sys.path[0],
+        "sys_path": sys.path,
+        "modules_from_flow_dir": sorted(n for n, m in sys.modules.items() if (getattr(m, "__file__", None) or "").startswith(HERE + os.sep)),
         "tempdir": tempfile.gettempdir(),
         "sysroot": metaflow_config.DATASTORE_SYSROOT_LOCAL,
         "local_storage_sysroot": LocalStorage.SYSROOT_VAR,
