@@ -98,7 +98,12 @@ class _Server:
             proc.wait()
 
 
-_server: _Server | None = None
+_server: _Server | None = None  # the one that served (or refused) the latest run
+# Servers by the environment they were started with (its per-run keys as placeholders): a
+# run whose environment differs from every one (a variable a test set, for instance) gets
+# a server of its own, up to _MAX_SERVERS; then its runtime starts fresh.
+_servers: dict[tuple[tuple[str, str], ...], _Server] = {}
+_MAX_SERVERS = 3
 
 
 def server_enabled() -> bool:
@@ -247,8 +252,13 @@ def _route(command: list[str], env: dict[str, str] | None) -> tuple[list[str], d
 
     if _store.EXTENSION_DIR not in env.get("PYTHONPATH", "").split(os.pathsep):
         return command, env
-    if _server is None or _server.owner != os.getpid():
-        _server = _start_server(env)
+    key = tuple(sorted(_mfext_module("pytest_metaflow_server").server_env(env).items()))
+    server = _servers.get(key)
+    if server is None or server.owner != os.getpid():
+        if server is None and len(_servers) >= _MAX_SERVERS:
+            return command, env
+        server = _servers[key] = _start_server(env)
+    _server = server
     if not _server.usable():
         return command, env
     assert _server.shim is not None and _server.address is not None

@@ -250,8 +250,12 @@ def test_zygote_and_tasks_die_with_the_runtime(runner: Any, tmp_path: Path) -> N
         while not (pids / "task").exists() and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
         task = int((pids / "task").read_text())
+        # The runtime: the Runner's process, or (runtime server) the forked runtime its shim stands for.
+        zygote = psutil.Process(task).ppid()
+        if zygote != runtime and psutil.Process(zygote).ppid() != runtime:
+            runtime = psutil.Process(zygote).ppid()
         rt = psutil.Process(runtime)
-        zygotes = [c.pid for c in rt.children() if psutil.Process(task).ppid() == c.pid]
+        zygotes = [c.pid for c in rt.children() if c.pid == zygote and c.cmdline() == rt.cmdline()]
         os.kill(runtime, signal.SIGKILL)
         await executing.wait(timeout=60)
         return runtime, zygotes, task

@@ -169,8 +169,12 @@ def test_runs_the_server_cannot_vouch_for_start_fresh_runtimes(
 ) -> None:
     result = runner(str(probe), launcher="fork").run()
     assert result.status == "successful" and _facts(probe)["served"] is True
-    # An environment key the server did not import metaflow with.
+    # Another environment: a server of its own (imports are made under the run's environment) ...
     result = runner(str(probe), launcher="fork", env={"SOME_SETTING": "1"}).run()
+    assert result.status == "successful" and _facts(probe)["served"] is True
+    # ... up to a bound; then a fresh runtime.
+    monkeypatch.setattr(_launcher, "_MAX_SERVERS", len(_launcher._servers))
+    result = runner(str(probe), launcher="fork", env={"OTHER_SETTING": "1"}).run()
     assert result.status == "successful" and _facts(probe)["served"] is False
     # A Metaflow configuration file in METAFLOW_HOME (read at import).
     config = runner.store.home / "config.json"
