@@ -126,6 +126,12 @@ def _not_under_coverage(request: pytest.FixtureRequest) -> None:
         pytest.skip("coverage measures the runs: they start fresh runtimes")
 
 
+@pytest.fixture(autouse=True)
+def _own_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server for this test's environment, whatever environment started the session's."""
+    monkeypatch.setattr(_launcher, "_MAX_SERVERS", len(_launcher._servers) + 2)
+
+
 @pytest.fixture
 def probe(tmp_path: Path) -> Path:
     flow = tmp_path / "runtime_probe.py"
