@@ -49,3 +49,246 @@ def effective(mode: str) -> str:
 def env(mode: str | None) -> dict[str, str]:
     """The environment key that selects ``mode`` in a run's processes (empty for ``None``)."""
     return {} if mode is None else {LAUNCHER_VAR: effective(mode)}
+
+
+# --- the runtime server (stage 2) ---------------------------------------------------------
+#
+# A per-pytest-process server (``_mfext/pytest_metaflow_server.py``), started lazily by the
+# first run that can use it, forks each run's Metaflow runtime from an interpreter that
+# imported metaflow once. The Runner's process is a shim (the one Metaflow waits on, reads
+# and kills) that hands its argv, environment, cwd and fds to the server, or execs the
+# real interpreter with the same argv when the server answers ``exec``.
+
+SERVER_VAR = "PYTEST_METAFLOW_SERVER"  # the server's address, in the shim's environment only
+SERVER_KNOB = "PYTEST_METAFLOW_RUNTIME_SERVER"  # "0": fork-mode runs start fresh runtimes
+_READY_TIMEOUT = 120.0  # seconds for the server to import metaflow (a loaded machine)
+
+
+class _Server:
+    """The pytest side of one runtime server: its process, address and shim."""
+
+    def __init__(self, proc: Any, address: str | None, shim: str | None, problem: str | None) -> None:
+        self.proc = proc
+        self.address = address
+        self.shim = shim
+        self.problem = problem
+        self.owner = os.getpid()
+
+    def usable(self) -> bool:
+        return (
+            self.address is not None
+            and self.shim is not None
+            and self.owner == os.getpid()
+            and self.proc is not None
+            and self.proc.poll() is None
+        )
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None or self.owner != os.getpid():
+            return
+        try:
+            proc.stdin.close()  # EOF: the server kills what it still runs and exits
+        except OSError:
+            pass
+        try:
+            proc.wait(timeout=30)
+        except Exception:  # noqa: BLE001  # subprocess.TimeoutExpired
+            proc.kill()
+            proc.wait()
+
+
+_server: _Server | None = None  # the one that served (or refused) the latest run
+# Servers by the environment they were started with (its per-run keys as placeholders): a
+# run whose environment differs from every one (a variable a test set, for instance) gets
+# a server of its own, up to _MAX_SERVERS (one: the first run's environment); then its
+# runtime starts fresh.
+_servers: dict[tuple[tuple[str, str], ...], _Server] = {}
+_MAX_SERVERS = 1  # tests raise it to have a server of their own
+
+
+def server_enabled() -> bool:
+    """Whether fork-mode runs may use the runtime server (``PYTEST_METAFLOW_RUNTIME_SERVER=0`` says no)."""
+    return sys.platform.startswith("linux") and os.environ.get(SERVER_KNOB, "1").strip().lower() not in (
+        "0",
+        "off",
+        "no",
+        "false",
+    )
+
+
+def _mfext_module(name: str) -> Any:
+    """A plain module of the extension directory, loaded without putting that directory on sys.path."""
+    import importlib.util
+
+    from . import _store
+
+    full = f"pytest_metaflow._mfext_{name}"
+    if full in sys.modules:
+        return sys.modules[full]
+    spec = importlib.util.spec_from_file_location(full, os.path.join(_store.EXTENSION_DIR, f"{name}.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[full] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[full]
+        raise
+    return module
+
+
+def _start_server(run_env: dict[str, str]) -> _Server:
+    import atexit
+    import selectors
+    import subprocess
+
+    server_module = _mfext_module("pytest_metaflow_server")
+    from . import _store
+
+    shim = os.path.join(_store.EXTENSION_DIR, "pytest_metaflow_server_shim.py")
+    env = server_module.server_env(run_env)
+    code = "import pytest_metaflow_server as s; s.main()"
+    log = os.environ.get("PYTEST_METAFLOW_SERVER_LOG")  # why runs were exec'd (debugging)
+    log_file = open(log, "ab") if log else None  # noqa: SIM115  # handed to the child, closed below
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "x" * server_module.ARGV_PAD_SIZE],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=log_file if log_file is not None else subprocess.DEVNULL,
+        env=env,
+        cwd="/",
+        start_new_session=True,  # a terminal's Ctrl-C is pytest's: runs are torn down by the plugin
+    )
+    if log_file is not None:
+        log_file.close()
+    server = _Server(proc, None, shim, None)
+    atexit.register(server.stop)
+    line = b""
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        import time
+
+        deadline = time.monotonic() + _READY_TIMEOUT
+        while not line.endswith(b"\n") and time.monotonic() < deadline:
+            if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
+                break
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            if not chunk:
+                break
+            line += chunk
+    word, _, rest = line.decode(errors="replace").strip().partition(" ")
+    if word == "ready" and rest:
+        server.address = rest
+        import threading
+
+        threading.Thread(target=_track_forks, args=(proc.stdout,), name="pytest-metaflow-server", daemon=True).start()
+    else:
+        proc.stdout.close()
+        server.problem = rest or "the server did not start"
+    return server
+
+
+# The session watchdog of each run routed through the server, by the run's token.
+_watchdogs: dict[str, Any] = {}
+
+
+def _track_forks(stream: Any) -> None:
+    """Track each runtime the server forks as the plugin tracks a fresh runtime: by its process group.
+
+    A forked runtime leads a session and group of its own (not the shim's, which the
+    runner registered): registered here under the run's token, with the session
+    watchdog too, so that kills, the leak guard and a killed pytest's watchdog reach
+    its group and its descendants (the tracker records them while it lives).
+    """
+    from . import _processes
+
+    for raw in iter(stream.readline, b""):
+        try:
+            word, pid, start, token = raw.decode().split()
+        except ValueError:
+            continue
+        if word != "fork":
+            continue
+        # The start time in the process backend's own unit (psutil's differs from /proc's).
+        began = _processes._start_of(int(pid))
+        if began is None and _processes.backend() == "linux":
+            began = float(start)  # already gone: its group may still hold its tasks
+        if began is None:
+            continue
+        group = _processes._REGISTRY.add_group(token, int(pid), began)
+        watchdog = _watchdogs.get(token)
+        if group is not None and watchdog is not None:
+            watchdog.add_group(token, group.leader, group.start)
+    stream.close()
+
+
+def server_problem() -> str | None:
+    """Why the session's server answers ``exec`` to every run (``None``: it serves, or never started)."""
+    return None if _server is None else _server.problem
+
+
+def _route(command: list[str], env: dict[str, str] | None) -> tuple[list[str], dict[str, str] | None]:
+    """``(command, env)`` of a run's root process: through the runtime server when it may serve it.
+
+    Only fork-mode runs of a ``python flow.py`` command, without coverage measuring
+    the run (coverage's child hooks start in a fresh interpreter only: such runs start
+    fresh runtimes; their tasks still fork from the per-run zygote). Everything the
+    server cannot reproduce exactly is decided there, per run (the shim then execs).
+    """
+    global _server
+    if (
+        env is None
+        or env.get(LAUNCHER_VAR) != "fork"
+        or not server_enabled()
+        or len(command) < 2
+        or command[0] != sys.executable
+        or not command[1].endswith(".py")
+        or "COVERAGE_PROCESS_CONFIG" in env
+        or "COVERAGE_PROCESS_START" in env
+    ):
+        return command, env
+    from . import _store
+
+    if _store.EXTENSION_DIR not in env.get("PYTHONPATH", "").split(os.pathsep):
+        return command, env
+    key = tuple(sorted(_mfext_module("pytest_metaflow_server").server_env(env).items()))
+    server = _servers.get(key)
+    if server is None or server.owner != os.getpid():
+        if server is None and len(_servers) >= _MAX_SERVERS:
+            return command, env
+        server = _servers[key] = _start_server(env)
+    _server = server
+    if not _server.usable():
+        return command, env
+    assert _server.shim is not None and _server.address is not None
+    # The shim is run by the same interpreter; on "exec" it runs exactly `command`.
+    return [command[0], "-I", "-S", _server.shim, *command[1:]], {**env, SERVER_VAR: _server.address}
+
+
+def route_runs(spm: Any, watchdog: Any = None) -> None:
+    """Send the root processes a Metaflow ``SubprocessManager`` starts through :func:`route`.
+
+    ``watchdog``: the session's, told about each forked runtime's process group.
+    """
+    run_command, async_run_command = spm.run_command, spm.async_run_command
+
+    def route(command: list[str], env: dict[str, str] | None) -> tuple[list[str], dict[str, str] | None]:
+        routed = _route(command, env)
+        token = (env or {}).get("PYTEST_METAFLOW_TOKEN")
+        if token and watchdog is not None and routed[0] is not command:
+            _watchdogs[token] = watchdog
+        return routed
+
+    def run(command: list[str], env: dict[str, str] | None = None, *args: Any, **kwargs: Any) -> int:
+        command, env = route(command, env)
+        pid: int = run_command(command, env, *args, **kwargs)
+        return pid
+
+    async def arun(command: list[str], env: dict[str, str] | None = None, *args: Any, **kwargs: Any) -> int:
+        command, env = route(command, env)
+        pid: int = await async_run_command(command, env, *args, **kwargs)
+        return pid
+
+    spm.run_command, spm.async_run_command = run, arun

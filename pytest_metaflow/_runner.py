@@ -20,7 +20,7 @@ from metaflow.flowspec import FlowSpec  # noqa: E402
 from metaflow.runner import click_api  # noqa: E402
 from metaflow.runner.metaflow_runner import ExecutingRun, ExecutingTask, Runner  # noqa: E402
 
-from . import _flowconfig, _flowfile, _flowimport, _processes, _spin, _supervise  # noqa: E402
+from . import _flowconfig, _flowfile, _flowimport, _launcher, _processes, _spin, _supervise  # noqa: E402
 from .errors import InvalidFlowError  # noqa: E402
 
 T = TypeVar("T")
@@ -110,6 +110,8 @@ class FixtureRunner(Runner):
         )
         # Each run's root in a process group of its own, tracked by group, descent and token.
         _processes.supervise(self.spm, watchdog)
+        # fork mode: the root process may be forked by the session's runtime server (_launcher).
+        _launcher.route_runs(self.spm, watchdog)
 
     # -- every way of starting a process is one supervised call -----------------
 

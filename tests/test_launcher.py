@@ -55,10 +55,21 @@ def _comparable(value: Any) -> Any:
 
 
 def _artifacts(task: Any) -> dict[str, Any]:
-    return {a.id: _comparable(a.data) for a in task if a.id not in ("how", "hows") and not a.id.startswith("_")}
+    return {
+        a.id: _comparable(a.data) for a in task if a.id not in ("how", "hows", "served") and not a.id.startswith("_")
+    }
 
 
-def test_datastore_with_fork_is_the_datastore_with_exec(runner: Any) -> None:
+def metaflow_env(runner: Any) -> dict[str, str]:
+    """The environment the runner fixture's runs get (the store's, on top of this process's)."""
+    return {**os.environ, **runner.store.env()} if hasattr(runner, "store") else dict(os.environ)
+
+
+def test_datastore_with_fork_is_the_datastore_with_exec(runner: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_metaflow import _launcher
+
+    # A runtime server for this test's environment (the session's first run may have had another).
+    monkeypatch.setattr(_launcher, "_MAX_SERVERS", len(_launcher._servers) + 1)
     forked = runner(PROBE, launcher="fork").run()
     fresh = runner(PROBE, launcher="exec").run()
     assert forked.status == fresh.status == "successful"
@@ -82,6 +93,14 @@ def test_datastore_with_fork_is_the_datastore_with_exec(runner: Any) -> None:
     assert seen["foreach_frame_in_main"] and not seen["zygote_address_visible"] and seen["stdin_is_devnull"]
     assert seen["executable"] == sys.executable or os.path.exists(seen["executable"])
     assert forked.run["each"].task.data is not None
+    # With the runtime server (the default on Linux), the forked run's runtime was forked too.
+    from pytest_metaflow import _launcher
+
+    served = forked.run["end"].task["served"].data
+    assert served == (_launcher.server_enabled() and "COVERAGE_PROCESS_CONFIG" not in metaflow_env(runner)), (
+        _launcher.server_problem()
+    )
+    assert fresh.run["end"].task["served"].data is False
 
 
 @pytest.mark.metaflow(launcher="exec")
@@ -235,8 +254,12 @@ def test_zygote_and_tasks_die_with_the_runtime(runner: Any, tmp_path: Path) -> N
         while not (pids / "task").exists() and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
         task = int((pids / "task").read_text())
+        # The runtime: the Runner's process, or (runtime server) the forked runtime its shim stands for.
+        zygote = psutil.Process(task).ppid()
+        if zygote != runtime and psutil.Process(zygote).ppid() != runtime:
+            runtime = psutil.Process(zygote).ppid()
         rt = psutil.Process(runtime)
-        zygotes = [c.pid for c in rt.children() if psutil.Process(task).ppid() == c.pid]
+        zygotes = [c.pid for c in rt.children() if c.pid == zygote and c.cmdline() == rt.cmdline()]
         os.kill(runtime, signal.SIGKILL)
         await executing.wait(timeout=60)
         return runtime, zygotes, task

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_metaflow import _processes
+from pytest_metaflow import _launcher, _processes
 from pytest_metaflow._processes import processes_with
 
 from .census import Census, proc_table
@@ -697,8 +697,18 @@ def test_run_root_adopts_and_reaps_orphans(runner: object, tmp_path: Path) -> No
     shutil.copy(FLOWS / "reforker.py", tmp_path / "reforker.py")
 
     async def watch() -> tuple[int, int, int, int]:
-        running = await runner(str(tmp_path / "reforker.py")).async_run(seconds=300)  # type: ignore[operator]
+        r = runner(str(tmp_path / "reforker.py"))  # type: ignore[operator]
+        running = await r.async_run(seconds=300)
         root = running.command_obj.process.pid
+        # With the runtime server the Runner's process is a shim and the runtime (the run's
+        # root, the subreaper) a forked child of the server, registered as a group of its own.
+        deadline = time.monotonic() + 30
+        while _launcher.server_enabled() and time.monotonic() < deadline:
+            forked = [g.leader for g in _processes._REGISTRY.groups_of([r.token]) if g.leader != root]
+            if forked or b"pytest_metaflow_server_shim" not in (_processes.read_proc(root, "cmdline") or b""):
+                root = forked[0] if forked else root
+                break
+            await asyncio.sleep(0.1)
         adopted, zombies, most = set(), 0, 0
         deadline = time.monotonic() + 120
         while len(adopted) < 40 and time.monotonic() < deadline:

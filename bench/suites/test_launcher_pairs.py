@@ -2,7 +2,9 @@
 
 BENCH_FLOWS, BENCH_N as in _pairs.py; BENCH_CPU: a file where each test appends
 ``{"id": ..., "cpu": seconds}``, the CPU time of the processes the run started (user +
-system of waited-for descendants: runtime, zygote, tasks, shims).
+system of waited-for descendants: runtime, zygote, tasks, shims). Runtimes forked by the
+plugin's runtime server are children of the server, not of pytest: the server's own CPU
+and its waited-for children's (from /proc/<server>/stat) are added.
 """
 
 import json
@@ -16,9 +18,25 @@ FLOWS = flows("three_step.py")
 CASES = cases(FLOWS)
 
 
+def _server_cpu():
+    from pytest_metaflow import _launcher
+
+    server = getattr(_launcher, "_server", None)  # absent before the runtime server existed
+    proc = server.proc if server is not None else None
+    if proc is None:
+        return 0.0
+    try:
+        with open(f"/proc/{proc.pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # utime, stime, cutime, cstime: fields 14-17 of stat
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 def _cpu():
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
+    return r.ru_utime + r.ru_stime + _server_cpu()
 
 
 def _run(kind, flow, request):

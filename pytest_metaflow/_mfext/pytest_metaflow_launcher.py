@@ -660,6 +660,8 @@ def _run_task(request: dict[str, Any], fds: list[int]) -> None:
         if isinstance(value, type) and value.__module__ == "__main__" and "_fields" in vars(value):
             setattr(main, name, value)
     sys.modules["__main__"] = main
+    if "__mp_main__" in sys.modules:  # multiprocessing aliases __main__ at its import
+        sys.modules["__mp_main__"] = main
     sys.argv = list(request["argv"])
     # sys.executable is the real interpreter here: the zygote forked before the runtime changed it.
     try:

@@ -21,6 +21,21 @@ def _how():
         return "unknown"
 
 
+def _served():
+    """Whether an ancestor of this task is the plugin's runtime server (the runtime was forked)."""
+    pid = os.getppid()
+    for _ in range(4):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"pytest_metaflow_server" in f.read():
+                    return True
+            with open(f"/proc/{pid}/stat") as f:
+                pid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError):
+            return False
+    return False
+
+
 class LauncherProbeFlow(FlowSpec):
     @step
     def start(self):
@@ -64,6 +79,7 @@ class LauncherProbeFlow(FlowSpec):
     @step
     def end(self):
         self.how = _how()
+        self.served = _served()
         self.seen = {
             "argv0": os.path.basename(sys.argv[0]),
             "executable": sys.executable,

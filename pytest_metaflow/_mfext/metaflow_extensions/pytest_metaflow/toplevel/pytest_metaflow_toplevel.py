@@ -18,12 +18,13 @@ def __patch_card_root() -> None:
 
     # A classmethod bound to the class: Metaflow's unannotated def reads as a plain Callable to mypy.
     original = card_datastore.CardDatastore.get_storage_root.__func__  # type: ignore[attr-defined]
-    roots = {
-        "local": (config.DATASTORE_SYSROOT_LOCAL, config.DATASTORE_LOCAL_DIR),
-        "spin": (config.DATASTORE_SYSROOT_SPIN, config.DATASTORE_SPIN_LOCAL_DIR),
-    }
 
     def get_storage_root(cls: type, storage_type: str) -> Optional[str]:
+        # Read at call time (the runtime server re-reads the configuration per run).
+        roots = {
+            "local": (config.DATASTORE_SYSROOT_LOCAL, config.DATASTORE_LOCAL_DIR),
+            "spin": (config.DATASTORE_SYSROOT_SPIN, config.DATASTORE_SPIN_LOCAL_DIR),
+        }
         sysroot, local_dir = roots.get(storage_type, (None, None))
         if sysroot and local_dir:
             return __os.path.join(sysroot, local_dir, config.CARD_SUFFIX)
@@ -55,7 +56,6 @@ def __no_stdin() -> None:
 
 
 __no_stdin()
-del __no_stdin
 
 
 # pytest-metaflow: a run's root process (the runtime of `run`/`resume`, a `spin`) is a
@@ -208,7 +208,6 @@ def __subreaper() -> None:
 
 
 __subreaper()
-del __subreaper
 
 
 # pytest-metaflow: the task launcher (a per-run task zygote, docs/performance.md).
@@ -222,4 +221,8 @@ def __launcher() -> None:
 
 
 __launcher()
-del __launcher
+
+# What a process does at import, in order: the runtime server (pytest_metaflow_server.py),
+# which imported metaflow once, replays them in each runtime it forks.
+__process_hooks = (__no_stdin, __subreaper, __launcher)
+del __no_stdin, __subreaper, __launcher
