@@ -35,7 +35,7 @@ import selectors
 import signal
 import socket
 import sys
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 Request = tuple[dict[str, Any], list[int]]
 
@@ -420,6 +420,27 @@ def _serve(
     # of the heap (measured: a third of a forked run's CPU on a 10-wide foreach).
     gc.collect()
     gc.freeze()
+    del shim_dir  # removed by the runtime's exit handler
+    return serve_forks(listener, control_r, lambda conn: _accept(conn, base_env, script), _kill)
+
+
+def serve_forks(
+    listener: socket.socket,
+    control: int,
+    accept: Callable[[socket.socket], Optional[Request]],
+    kill: Callable[[int], None],
+    on_fork: Optional[Callable[[int, dict[str, Any]], None]] = None,
+    child_closes: tuple[int, ...] = (),
+) -> Optional[Request]:
+    """The accept/fork/reap loop of the task zygote and of the runtime server.
+
+    Each connection ``accept`` takes (``None``: the shim execs) is forked: the child
+    returns ``(request, fds)`` (having closed the loop's fds and ``child_closes``), the
+    parent calls ``on_fork(pid, request)``, sends the pid, then the wait status when the
+    child ends. A shim's connection becoming readable means the shim is gone: ``kill``
+    its child. EOF on ``control`` ends the loop after killing every child still running;
+    returns ``None`` in the parent once all are reaped.
+    """
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     os.set_blocking(wake_r, False)
@@ -427,7 +448,7 @@ def _serve(
     signal.signal(signal.SIGCHLD, lambda *_: None)
     sel = selectors.DefaultSelector()
     sel.register(listener, selectors.EVENT_READ, "accept")
-    sel.register(control_r, selectors.EVENT_READ, "control")
+    sel.register(control, selectors.EVENT_READ, "control")
     sel.register(wake_r, selectors.EVENT_READ, "wake")
     children: dict[int, socket.socket] = {}
     conns: dict[Any, int] = {}
@@ -436,10 +457,16 @@ def _serve(
         for key, _ in sel.select(timeout=1.0 if closing else None):
             what = key.data
             if what == "control":
+                try:
+                    data = os.read(control, 4096)
+                except OSError:
+                    data = b""
+                if data:
+                    continue
                 closing = True
-                sel.unregister(control_r)
+                sel.unregister(control)
                 for pid in children:
-                    _kill(pid)
+                    kill(pid)
             elif what == "wake":
                 try:
                     os.read(wake_r, 4096)
@@ -450,7 +477,7 @@ def _serve(
                     conn, _ = listener.accept()
                 except OSError:
                     continue
-                outcome = _accept(conn, base_env, script)
+                outcome = accept(conn)
                 if outcome is None:
                     conn.close()
                     continue
@@ -459,7 +486,7 @@ def _serve(
                 if pid == 0:
                     signal.set_wakeup_fd(-1)
                     sel.close()
-                    for fd in (listener.fileno(), control_r, wake_r, wake_w):
+                    for fd in (listener.fileno(), control, wake_r, wake_w, *child_closes):
                         try:
                             os.close(fd)
                         except OSError:
@@ -469,19 +496,22 @@ def _serve(
                     return request, fds
                 for fd in fds:
                     os.close(fd)
+                if on_fork is not None:
+                    on_fork(pid, request)
                 try:
                     conn.send(str(pid).encode())
                 except OSError:
-                    _kill(pid)
+                    kill(pid)
                 children[pid] = conn
                 conns[conn] = pid
                 sel.register(conn, selectors.EVENT_READ, "conn")
             elif what == "conn":
-                # The shim never writes after its request: readable means it is gone.
+                # The shim never writes after its request: readable means it is gone
+                # (SIGKILLed by whoever started it): so goes its child.
                 owner = conns.get(key.fileobj)
                 if owner is not None:
-                    _kill(owner)
-        while children:
+                    kill(owner)
+        while True:  # reap every child (tracked or not) without blocking
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
@@ -500,7 +530,6 @@ def _serve(
                 except OSError:
                     pass
                 done.close()
-    del shim_dir  # removed by the runtime's exit handler
     return None
 
 

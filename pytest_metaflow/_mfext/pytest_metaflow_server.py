@@ -17,7 +17,6 @@ import array
 import gc
 import json
 import os
-import selectors
 import signal
 import socket
 import sys
@@ -150,100 +149,17 @@ def _serve(
     the runtime's process group under the run's token, as it tracks a fresh runtime's.
     """
     server_pid = os.getpid()
-    wake_r, wake_w = os.pipe()
-    os.set_blocking(wake_w, False)
-    os.set_blocking(wake_r, False)
-    signal.set_wakeup_fd(wake_w)
-    signal.signal(signal.SIGCHLD, lambda *_: None)
-    sel = selectors.DefaultSelector()
-    sel.register(listener, selectors.EVENT_READ, "accept")
-    sel.register(control, selectors.EVENT_READ, "control")
-    sel.register(wake_r, selectors.EVENT_READ, "wake")
-    children: dict[int, socket.socket] = {}
-    conns: dict[Any, int] = {}
-    closing = False
-    while not closing or children:
-        for key, _ in sel.select(timeout=1.0 if closing else None):
-            what = key.data
-            if what == "control":
-                try:
-                    data = os.read(control, 4096)
-                except OSError:
-                    data = b""
-                if data:
-                    continue
-                closing = True
-                sel.unregister(control)
-                for pid in children:
-                    _kill_group(pid)
-            elif what == "wake":
-                try:
-                    os.read(wake_r, 4096)
-                except BlockingIOError:
-                    pass
-            elif what == "accept":
-                try:
-                    conn, _ = listener.accept()
-                except OSError:
-                    continue
-                outcome = _accept(conn, base_env)
-                if outcome is None:
-                    conn.close()
-                    continue
-                request, fds = outcome
-                pid = os.fork()
-                if pid == 0:
-                    signal.set_wakeup_fd(-1)
-                    sel.close()
-                    try:
-                        os.close(report.fileno())
-                    except OSError:
-                        pass
-                    for fd in (listener.fileno(), control, wake_r, wake_w):
-                        try:
-                            os.close(fd)
-                        except OSError:
-                            pass
-                    for c in list(conns) + [conn]:
-                        c.close()
-                    request["server_pid"] = server_pid
-                    return request, fds
-                for fd in fds:
-                    os.close(fd)
-                _report(report, pid, request["env"].get("PYTEST_METAFLOW_TOKEN", ""))
-                try:
-                    conn.send(str(pid).encode())
-                except OSError:
-                    _kill_group(pid)
-                children[pid] = conn
-                conns[conn] = pid
-                sel.register(conn, selectors.EVENT_READ, "conn")
-            elif what == "conn":
-                # The shim never writes after its request: readable means it is gone
-                # (SIGKILLed): so goes the runtime, with its whole process group.
-                owner = conns.get(key.fileobj)
-                if owner is not None:
-                    _kill_group(owner)
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if pid == 0:
-                break
-            done = children.pop(pid, None)
-            if done is not None:
-                conns.pop(done, None)
-                try:
-                    sel.unregister(done)
-                except (KeyError, ValueError):
-                    pass
-                try:
-                    done.send(str(status).encode())
-                except OSError:
-                    pass
-                done.close()
-    return None
+
+    def on_fork(pid: int, request: dict[str, Any]) -> None:
+        _report(report, pid, request["env"].get("PYTEST_METAFLOW_TOKEN", ""))
+
+    # The runtime's group goes with a SIGKILLed shim (the shim's connection becomes readable).
+    served: Optional[tuple[dict[str, Any], list[int]]] = launcher.serve_forks(
+        listener, control, lambda conn: _accept(conn, base_env), _kill_group, on_fork, (report.fileno(),)
+    )
+    if served is not None:
+        served[0]["server_pid"] = server_pid
+    return served
 
 
 def _report(report: Any, pid: int, token: str) -> None:
