@@ -29,7 +29,7 @@ import array
 import atexit
 import gc
 import io
-import json
+import marshal
 import os
 import selectors
 import signal
@@ -64,10 +64,13 @@ MAX_REQUEST = 1 << 20
 PR_SET_PDEATHSIG = 1
 
 SHIM = r"""#!{python} -IS
-# pytest-metaflow task launcher shim (see pytest_metaflow_launcher.py). Stdlib only.
-import array, os, signal, socket, sys, threading
+# pytest-metaflow task launcher shim (see pytest_metaflow_launcher.py). It starts once per
+# task: it imports only built-in and C modules (socket, signal, threading and json would
+# double its start-up), and sends its request as marshal (the zygote runs this interpreter).
+import marshal, os, sys, _signal, _socket, _thread
 REAL = {python!r}
-SIGS = {{signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2}}
+SIGS = {{_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT, _signal.SIGUSR1, _signal.SIGUSR2}}
+WAITED = SIGS | {{_signal.SIGCHLD}}
 def real():
     os.execv(REAL, [REAL] + sys.argv[1:])
 def main():
@@ -75,17 +78,17 @@ def main():
     if not address or len(sys.argv) < 2 or sys.argv[1].startswith("-"):
         real()
     try:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
         s.connect("\0" + address)
-        import json
-        body = json.dumps({{"argv": sys.argv[1:], "env": dict(os.environ), "cwd": os.getcwd()}}).encode()
-        signal.pthread_sigmask(signal.SIG_BLOCK, SIGS | {{signal.SIGCHLD}})
-        s.sendmsg([body], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [0, 1, 2]))])
+        body = marshal.dumps({{"argv": sys.argv[1:], "env": dict(os.environ), "cwd": os.getcwd()}})
+        _signal.pthread_sigmask(_signal.SIG_BLOCK, WAITED)
+        fds = b"".join(fd.to_bytes(4, sys.byteorder) for fd in (0, 1, 2))  # a C int array
+        s.sendmsg([body], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
         reply = s.recv(64)
     except OSError:
         reply = b""
     if not reply.isdigit():
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGS | {{signal.SIGCHLD}})
+        _signal.pthread_sigmask(_signal.SIG_UNBLOCK, WAITED)
         real()
     pid = int(reply)
     # Our copies of the pipes must not keep them open: the runtime sees EOF when the task closes them.
@@ -93,18 +96,18 @@ def main():
     for fd in (0, 1, 2):
         os.dup2(null, fd)
     done = []
-    main_thread = threading.get_ident()
+    main_thread = _thread.get_ident()
     def wait():
         try:
             data = s.recv(64)
         except OSError:
             data = b""
         done.append(data)
-        signal.pthread_kill(main_thread, signal.SIGCHLD)  # wakes sigwaitinfo below
-    threading.Thread(target=wait, daemon=True).start()
+        _signal.pthread_kill(main_thread, _signal.SIGCHLD)  # wakes sigwaitinfo below
+    _thread.start_new_thread(wait, ())
     while True:
-        info = signal.sigwaitinfo(SIGS | {{signal.SIGCHLD}})
-        if info.si_signo == signal.SIGCHLD:
+        info = _signal.sigwaitinfo(WAITED)
+        if info.si_signo == _signal.SIGCHLD:
             if done:
                 break
             continue
@@ -116,15 +119,15 @@ def main():
                 pass
     data = done[0]
     if not data.lstrip(b"-").isdigit():  # the zygote died: so did the task (PDEATHSIG)
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), _signal.SIGKILL)
     status = int(data)
     if os.WIFSIGNALED(status):
         # Die of the same signal, so that the runtime sees the same return code (-N).
         sig = os.WTERMSIG(status)
-        signal.signal(sig, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
+        _signal.signal(sig, _signal.SIG_DFL)
+        _signal.pthread_sigmask(_signal.SIG_UNBLOCK, [sig])
         os.kill(os.getpid(), sig)
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), _signal.SIGKILL)
     os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 1)
 main()
 """
@@ -418,6 +421,8 @@ def _serve(
     # so that a task's collections never walk them. Otherwise each task's first full
     # collection writes to every inherited object's header and copies nearly every page
     # of the heap (measured: a third of a forked run's CPU on a 10-wide foreach).
+    global _tree_modules
+    _tree_modules = flow_tree_modules(script)
     gc.collect()
     gc.freeze()
     del shim_dir  # removed by the runtime's exit handler
@@ -552,7 +557,7 @@ def _accept(conn: socket.socket, base_env: dict[str, str], script: str) -> Optio
                 fds.extend(array.array("i", data[: len(data) - len(data) % 4]))
         if uid != os.getuid() or flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC) or len(fds) != 3:
             raise ValueError("unusable request")
-        request = json.loads(msg)
+        request = decode_request(msg)
         if _forkable(request, base_env, script):
             return request, fds
         conn.send(b"exec")
@@ -564,6 +569,26 @@ def _accept(conn: socket.socket, base_env: dict[str, str], script: str) -> Optio
     for fd in fds:
         os.close(fd)
     return None
+
+
+def decode_request(msg: bytes) -> dict[str, Any]:
+    """A shim's request (marshal: the shims run this interpreter); ``ValueError`` if malformed."""
+    try:
+        request: Any = marshal.loads(msg)
+    except (EOFError, TypeError, ValueError) as e:
+        raise ValueError("unreadable request") from e
+    if not isinstance(request, dict):
+        raise ValueError("malformed request")
+    argv, env, cwd = request.get("argv"), request.get("env"), request.get("cwd")
+    if not (
+        isinstance(argv, list)
+        and all(isinstance(a, str) for a in argv)
+        and isinstance(env, dict)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())
+        and isinstance(cwd, str)
+    ):
+        raise ValueError("malformed request")
+    return request
 
 
 def _forkable(request: dict[str, Any], base_env: dict[str, str], script: str) -> bool:
@@ -660,6 +685,25 @@ def _reset_stdio(unbuffered: bool) -> None:
         setattr(sys, name, stream)
 
 
+# The zygote's flow_tree_modules(), computed once before it forks any task: every task
+# starts from the same sys.modules (a realpath per module per task cost ~20 ms a task).
+_tree_modules: Optional[list[str]] = None
+
+
+def flow_tree_modules(script: str) -> list[str]:
+    """Names of the modules in ``sys.modules`` loaded from ``script``'s directory tree (not packages installed there)."""
+    script_dir = os.path.dirname(os.path.realpath(script)) + os.sep
+    return [
+        name
+        for name, module in list(sys.modules.items())
+        if (file := getattr(module, "__file__", None) or "")
+        and "site-packages" not in file
+        and not name.startswith(("metaflow", "pytest_metaflow"))
+        and name != "__main__"
+        and os.path.realpath(file).startswith(script_dir)
+    ]
+
+
 def _run_task(request: dict[str, Any], fds: list[int]) -> None:
     """Run the script as ``__main__`` in this forked process; ends the process with its status."""
     import types
@@ -668,17 +712,8 @@ def _run_task(request: dict[str, Any], fds: list[int]) -> None:
     old_main = sys.modules["__main__"]
     path: str = old_main.__file__ or request["argv"][0]
     # Modules the flow file imported from its own tree run again in a fresh task: drop them.
-    script_dir = os.path.dirname(os.path.realpath(path)) + os.sep
-    for name, module in list(sys.modules.items()):
-        file = getattr(module, "__file__", None) or ""
-        if (
-            file
-            and os.path.realpath(file).startswith(script_dir)
-            and "site-packages" not in file
-            and not name.startswith(("metaflow", "pytest_metaflow"))
-            and name != "__main__"
-        ):
-            del sys.modules[name]
+    for name in _tree_modules if _tree_modules is not None else flow_tree_modules(path):
+        sys.modules.pop(name, None)
     main = types.ModuleType("__main__")
     for name in ("__file__", "__loader__", "__spec__", "__package__", "__cached__", "__builtins__"):
         if hasattr(old_main, name):
