@@ -491,3 +491,48 @@ def test_failing_fan_out_ends_its_siblings_at_once(runner: Any, metaflow_store: 
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
+
+
+def _launcher_module() -> Any:
+    from pytest_metaflow import _launcher
+
+    return _launcher._mfext_module("pytest_metaflow_launcher")
+
+
+def test_the_task_shim_imports_no_python_module(tmp_path: Path) -> None:
+    # It starts once per task: socket/signal/threading/json would double its start-up.
+    launcher = _launcher_module()
+    shim = tmp_path / "python"
+    shim.write_text(launcher.SHIM.format(python=sys.executable, address_var=launcher.ADDRESS_VAR))
+    shim.chmod(0o755)
+    # No zygote address: the shim execs the real interpreter with the same argv.
+    env = {k: v for k, v in os.environ.items() if k != launcher.ADDRESS_VAR}
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-IS", str(shim), "-c", "print('real')"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.stdout == "real\n", proc.stderr
+    first = proc.stderr.split("\n")
+    # -X importtime is not passed on by the exec: every line is the shim's own imports.
+    imported = {line.rsplit("|", 1)[1].strip() for line in first if line.startswith("import time:") and "|" in line}
+    imported.discard("imported package")  # the header line
+    assert imported & {"socket", "signal", "threading", "json", "array", "selectors"} == set()
+    assert {"_socket", "_signal"} <= imported | set(sys.builtin_module_names)
+
+
+def test_a_malformed_shim_request_is_refused() -> None:
+    import marshal
+
+    launcher = _launcher_module()
+    good = {"argv": ["flow.py", "step", "start"], "env": {"A": "b\udcff"}, "cwd": "/"}
+    assert launcher.decode_request(marshal.dumps(good)) == good
+    for bad in (b"", b"\x00garbage", marshal.dumps([1]), marshal.dumps({**good, "argv": "flow.py"})):
+        with pytest.raises(ValueError):
+            launcher.decode_request(bad)
+    with pytest.raises(ValueError):
+        launcher.decode_request(marshal.dumps({**good, "env": {"A": 1}}))
