@@ -517,9 +517,9 @@ def test_the_task_shim_imports_no_python_module(tmp_path: Path) -> None:
         timeout=60,
     )
     assert proc.stdout == "real\n", proc.stderr
-    first = proc.stderr.split("\n")
+    lines = proc.stderr.split("\n")
     # -X importtime is not passed on by the exec: every line is the shim's own imports.
-    imported = {line.rsplit("|", 1)[1].strip() for line in first if line.startswith("import time:") and "|" in line}
+    imported = {line.rsplit("|", 1)[1].strip() for line in lines if line.startswith("import time:") and "|" in line}
     imported.discard("imported package")  # the header line
     assert imported & {"socket", "signal", "threading", "json", "array", "selectors"} == set()
     assert {"_socket", "_signal"} <= imported | set(sys.builtin_module_names)
