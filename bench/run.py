@@ -133,10 +133,21 @@ def pytest_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "pytest", "-q", *args]
 
 
+def session_env() -> dict[str, str]:
+    """This process's environment with bytecode caching on, as on a user's machine.
+
+    ``PYTHONDONTWRITEBYTECODE`` (set by some sandboxes and CI images) makes every
+    process compile the modules that have no ``.pyc`` yet from source each time: the
+    plugin's and its Metaflow extension's (an editable install has none), never
+    Metaflow's (pip compiled them at install), which skews every comparison.
+    """
+    return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def run_timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
     """Wall time of ``cmd``; raises BenchError with the output's tail if it fails."""
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=cwd, env={**session_env(), **(env or {})}, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-30:])
