@@ -48,6 +48,9 @@ PER_RUN_KEYS = frozenset(
         "METAFLOW_TEMPDIR",
         "METAFLOW_ARTIFACT_LOCALROOT",
         "METAFLOW_HOME",
+        # The fallback user name when the environment has none (constant in a session, but
+        # absent from the pytest process's environment, which flow-file imports get).
+        "METAFLOW_USER",
         # The session's and the test's labels and tags for remote jobs (_remote.labels_env).
         "METAFLOW_KUBERNETES_LABELS",
         "METAFLOW_BATCH_DEFAULT_TAGS",
@@ -66,7 +69,6 @@ MAX_REQUEST = 1 << 20
 # changed that is not a placeholder) or by the plugin's extension (docs/performance.md).
 STORE_KEYS = frozenset(
     {
-        "METAFLOW_USER",
         "METAFLOW_DEFAULT_DATASTORE",
         "METAFLOW_DEFAULT_METADATA",
         "METAFLOW_TOKEN_HOME",
@@ -672,6 +674,7 @@ def _import_flow(request: dict[str, Any], fds: list[int]) -> None:
     for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(sig, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    log = os.dup(2)  # the server's log (PYTEST_METAFLOW_SERVER_LOG): fd 2 becomes the import's stderr
     for target, fd in zip((0, 1, 2), fds):
         os.dup2(fd, target)
     report = fds[3]
@@ -680,6 +683,7 @@ def _import_flow(request: dict[str, Any], fds: list[int]) -> None:
 
     def fallback(reason: str) -> None:
         try:
+            os.write(log, f"pytest-metaflow server: import {os.getpid()} runs fresh: {reason}\n".encode())
             os.write(report, json.dumps({"kind": "fallback", "why": reason}).encode())
         finally:
             os._exit(0)
@@ -700,6 +704,7 @@ def _import_flow(request: dict[str, Any], fds: list[int]) -> None:
         problem = f"{type(e).__name__}: {e}"
     if problem is not None:
         fallback(problem)  # (fd 2 is the import's stderr now: nothing for the server's log)
+    os.close(log)
     argv = ["-c", *request["argv"][1:-2], str(report), request["argv"][-1]]
     _overwrite("env", _environ_block(env))
     _overwrite("arg", _cmdline_block(argv))
