@@ -232,7 +232,7 @@ def _accept(conn: socket.socket, base_env: dict[str, str]) -> Optional[tuple[dic
         if forkable and _same_limits(peer):
             return request, fds
         conn.send(b"exec")
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         try:
             conn.send(b"exec")
         except OSError:
