@@ -415,3 +415,33 @@ def test_pytest_killed_during_a_served_import_leaves_nothing(pytester: pytest.Py
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def test_a_server_started_early_and_never_used_gives_its_place_up(
+    metaflow_store: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """prestart() starts a server without waiting; one nothing used is stopped for the next environment."""
+    monkeypatch.setattr(_launcher, "_servers", {})
+    monkeypatch.setattr(_launcher, "_MAX_SERVERS", 1)
+    flow = str(tmp_path / "any_flow.py")
+    base = {**os.environ, **metaflow_store.env(), _launcher.LAUNCHER_VAR: "fork"}
+    started: list[Any] = []
+    try:
+        _launcher.prestart(base, flow)
+        (first,) = _launcher._servers.values()
+        started.append(first)
+        assert first.proc.poll() is None and not first.used
+        other = _launcher._server_for([sys.executable, flow], {**base, "SOME_TEST_KEY": "1"})
+        assert other is not None and other is not first
+        started.append(other)
+        assert first.proc is None  # stopped (its process waited for)
+        assert list(_launcher._servers.values()) == [other]
+        other.used = True
+        assert other.usable()
+        # The one place is taken by a used server: a third environment starts nothing.
+        assert _launcher._server_for([sys.executable, flow], {**base, "SOME_TEST_KEY": "2"}) is None
+        # exec mode and the knob start nothing at all.
+        assert _launcher._server_for([sys.executable, flow], {**base, _launcher.LAUNCHER_VAR: "exec"}) is None
+    finally:
+        for server in started:
+            server.stop()
