@@ -10,6 +10,8 @@ Metaflow gets there (it then finds the module in its cache,
   fail. Each flow file is first imported once in a child process, keyed by its
   path and content (a hash), so nothing on the second use of a file; any
   exit, crash or exception becomes a :class:`FlowStartError` at the call site.
+  The child is forked from the runtime server when the file's runs would use
+  one (it has metaflow imported), else it is a fresh interpreter.
 - Its imports would leak into the test process: a flow beside ``helpers.py``
   gets the tests' ``helpers`` module (already in ``sys.modules``), and the next
   flow directory with a ``helpers.py`` gets the first one's. The import runs
@@ -198,16 +200,12 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
-def validate(flow_file: str, source: str, *, timeout: float | None = None) -> None:
-    """Import ``flow_file`` once in a child process; raise :class:`FlowStartError` if it fails or exits.
+# Flow-file imports served by the runtime server, this process (tests of the plugin read it).
+served_imports = 0
 
-    Cached by path and content: the second call for an unchanged file costs a
-    hash. ``timeout`` bounds the import (:class:`RunTimeoutError` after it).
-    """
-    key = _content_key(flow_file, source)
-    with _lock:
-        if key in _validated:
-            return
+
+def _fresh(flow_file: str, env: dict[str, str], timeout: float | None) -> tuple[int, bytes, bytes, bytes] | None:
+    """Run :data:`_CHILD` in a fresh interpreter: ``(returncode, stdout, stderr, report)``, ``None`` if too slow."""
     read_fd, write_fd = os.pipe()
     try:
         proc = subprocess.Popen(
@@ -216,23 +214,18 @@ def validate(flow_file: str, source: str, *, timeout: float | None = None) -> No
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=_child_env(_flowfile.import_dirs(flow_file)),
+            env=env,
             start_new_session=True,  # killed as a group; never gets pytest's Ctrl-C
         )
     finally:
         os.close(write_fd)
-    too_slow = RunTimeoutError(
-        f"importing the flow file {flow_file} took more than the run timeout of {timeout or 0:g} s "
-        "(Metaflow imports it in the pytest process to build its command line); "
-        "does it do slow work at module level?"
-    )
     try:
         try:
             # The child times the flow's import itself (after its interpreter and
             # metaflow started, slow on a loaded machine); this is the backstop.
             stdout_b, stderr_b = proc.communicate(timeout=timeout + _STARTUP_GRACE if timeout else None)
         except subprocess.TimeoutExpired:
-            raise too_slow from None
+            return None
         with os.fdopen(read_fd, "rb") as pipe:
             read_fd = -1
             report = pipe.read()
@@ -241,6 +234,67 @@ def validate(flow_file: str, source: str, *, timeout: float | None = None) -> No
             os.close(read_fd)
         if proc.returncode is None:  # timed out, Ctrl-C, pytest-timeout
             _kill(proc)
+    return proc.returncode, stdout_b, stderr_b, report
+
+
+def _served(
+    flow_file: str, env: dict[str, str], timeout: float | None, run_env: dict[str, str]
+) -> tuple[int, bytes, bytes, bytes] | None | bool:
+    """:data:`_CHILD` forked from the runtime server (``_launcher.import_in_server``).
+
+    Same result as :func:`_fresh`, ``None`` if too slow, or ``False`` when the server
+    cannot vouch for this import (no server for ``run_env``, it declined, or Metaflow's
+    configuration read from ``env`` differs from what it imported with).
+    """
+    global served_imports
+    from . import _launcher
+
+    deadline = timeout + _STARTUP_GRACE if timeout else None
+    try:
+        outcome = _launcher.import_in_server(run_env, _CHILD, [flow_file, "0", str(timeout or "")], env, deadline)
+    except _launcher.ImportTimeout:
+        return None
+    if outcome is None:
+        return False
+    try:
+        fallback = json.loads(outcome[3]).get("kind") == "fallback"
+    except (ValueError, AttributeError):
+        fallback = False
+    if fallback:
+        return False
+    with _lock:
+        served_imports += 1
+    return outcome
+
+
+def validate(
+    flow_file: str, source: str, *, timeout: float | None = None, run_env: dict[str, str] | None = None
+) -> None:
+    """Import ``flow_file`` once in a child process; raise :class:`FlowStartError` if it fails or exits.
+
+    Cached by path and content: the second call for an unchanged file costs a
+    hash. ``timeout`` bounds the import (:class:`RunTimeoutError` after it).
+    ``run_env``: the environment of the runs the file is for; when a fork-mode run
+    with it would use the runtime server, the child is forked from that server (it
+    has metaflow imported) instead of started fresh, with the same environment,
+    ``sys.path``, cwd and outcomes (docs/performance.md, "Runtime server").
+    """
+    key = _content_key(flow_file, source)
+    with _lock:
+        if key in _validated:
+            return
+    too_slow = RunTimeoutError(
+        f"importing the flow file {flow_file} took more than the run timeout of {timeout or 0:g} s "
+        "(Metaflow imports it in the pytest process to build its command line); "
+        "does it do slow work at module level?"
+    )
+    env = _child_env(_flowfile.import_dirs(flow_file))
+    outcome = _served(flow_file, env, timeout, run_env) if run_env is not None else False
+    if outcome is False:
+        outcome = _fresh(flow_file, env, timeout)
+    if outcome is None or isinstance(outcome, bool):
+        raise too_slow
+    code, stdout_b, stderr_b, report = outcome
     stdout = stdout_b.decode("utf-8", "replace")
     stderr = stderr_b.decode("utf-8", "replace")
     try:
@@ -255,7 +309,6 @@ def validate(flow_file: str, source: str, *, timeout: float | None = None) -> No
         raise too_slow
     if info:
         raise _import_error(flow_file, info, stdout, stderr)
-    code = proc.returncode
     how = (
         f"was killed by signal {signal.Signals(-code).name}"
         if code < 0 and -code in signal.Signals._value2member_map_
@@ -305,12 +358,18 @@ def _cached_source(flow_file: str) -> tuple[str, bool]:
     return source, getattr(cached, SOURCE_ATTR, None) == source
 
 
-def check_in_child(flow_file: str, *, trusted_dir: str | None = None, timeout: float | None = None) -> None:
+def check_in_child(
+    flow_file: str,
+    *,
+    trusted_dir: str | None = None,
+    timeout: float | None = None,
+    run_env: dict[str, str] | None = None,
+) -> None:
     """Make sure ``flow_file`` is a runnable flow whose import neither fails nor exits (see :func:`validate`).
 
     Files under ``trusted_dir`` are written by the plugin (``nbrunner``) and
     import modules pytest already imported: no child for them. Raises
-    :class:`InvalidFlowError` or :class:`FlowStartError`.
+    :class:`InvalidFlowError` or :class:`FlowStartError`. ``run_env``: see :func:`validate`.
     """
     flow_file = os.path.abspath(flow_file)
     source, cached = _cached_source(flow_file)
@@ -318,7 +377,7 @@ def check_in_child(flow_file: str, *, trusted_dir: str | None = None, timeout: f
         return
     _flowfile.check_source(source, flow_file)
     if not (trusted_dir and _inside_dir(flow_file, trusted_dir)):
-        validate(flow_file, source, timeout=timeout)
+        validate(flow_file, source, timeout=timeout, run_env=run_env)
 
 
 def load(flow_file: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from typing import Any
 
 LAUNCHER_VAR = "PYTEST_METAFLOW_LAUNCHER"
@@ -65,7 +66,11 @@ _READY_TIMEOUT = 120.0  # seconds for the server to import metaflow (a loaded ma
 
 
 class _Server:
-    """The pytest side of one runtime server: its process, address and shim."""
+    """The pytest side of one runtime server: its process, address and shim.
+
+    Started without waiting (:func:`prestart`: the server imports metaflow while the
+    pytest process does its own work); :meth:`wait_ready` reads its answer once.
+    """
 
     def __init__(self, proc: Any, address: str | None, shim: str | None, problem: str | None) -> None:
         self.proc = proc
@@ -73,8 +78,20 @@ class _Server:
         self.shim = shim
         self.problem = problem
         self.owner = os.getpid()
+        self.used = False  # a run or an import went to it (an unused one may be replaced)
+        self._waited = proc is None
+        self._lock = threading.Lock()
+
+    def wait_ready(self) -> None:
+        """Read the server's ``ready <address>`` (or ``exec <why>``) line, once."""
+        with self._lock:
+            if self._waited or self.owner != os.getpid():
+                return
+            self._waited = True
+            _await_ready(self)
 
     def usable(self) -> bool:
+        self.wait_ready()
         return (
             self.address is not None
             and self.shim is not None
@@ -96,6 +113,8 @@ class _Server:
         except Exception:  # noqa: BLE001  # subprocess.TimeoutExpired
             proc.kill()
             proc.wait()
+        if not self._waited and proc.stdout is not None:
+            proc.stdout.close()
 
 
 _server: _Server | None = None  # the one that served (or refused) the latest run
@@ -105,6 +124,7 @@ _server: _Server | None = None  # the one that served (or refused) the latest ru
 # runtime starts fresh.
 _servers: dict[tuple[tuple[str, str], ...], _Server] = {}
 _MAX_SERVERS = 1  # tests raise it to have a server of their own
+_servers_lock = threading.Lock()
 
 
 def server_enabled() -> bool:
@@ -139,8 +159,8 @@ def _mfext_module(name: str) -> Any:
 
 
 def _start_server(run_env: dict[str, str]) -> _Server:
+    """Start a server for ``run_env`` (``Popen`` only: :meth:`_Server.wait_ready` waits for it)."""
     import atexit
-    import selectors
     import subprocess
 
     server_module = _mfext_module("pytest_metaflow_server")
@@ -151,6 +171,8 @@ def _start_server(run_env: dict[str, str]) -> _Server:
     code = "import pytest_metaflow_server as s; s.main()"
     log = os.environ.get("PYTEST_METAFLOW_SERVER_LOG")  # why runs were exec'd (debugging)
     log_file = open(log, "ab") if log else None  # noqa: SIM115  # handed to the child, closed below
+    # Started from the calling thread, which lives as long as the test session: the
+    # server asks to die with the thread that started it (PR_SET_PDEATHSIG).
     proc = subprocess.Popen(
         [sys.executable, "-c", code, "x" * server_module.ARGV_PAD_SIZE],
         stdin=subprocess.PIPE,
@@ -164,12 +186,18 @@ def _start_server(run_env: dict[str, str]) -> _Server:
         log_file.close()
     server = _Server(proc, None, shim, None)
     atexit.register(server.stop)
+    return server
+
+
+def _await_ready(server: _Server) -> None:
+    import selectors
+    import time
+
+    proc = server.proc
     line = b""
-    assert proc.stdout is not None
+    assert proc is not None and proc.stdout is not None
     with selectors.DefaultSelector() as sel:
         sel.register(proc.stdout, selectors.EVENT_READ)
-        import time
-
         deadline = time.monotonic() + _READY_TIMEOUT
         while not line.endswith(b"\n") and time.monotonic() < deadline:
             if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
@@ -181,13 +209,10 @@ def _start_server(run_env: dict[str, str]) -> _Server:
     word, _, rest = line.decode(errors="replace").strip().partition(" ")
     if word == "ready" and rest:
         server.address = rest
-        import threading
-
         threading.Thread(target=_track_forks, args=(proc.stdout,), name="pytest-metaflow-server", daemon=True).start()
     else:
         proc.stdout.close()
         server.problem = rest or "the server did not start"
-    return server
 
 
 # The session watchdog of each run routed through the server, by the run's token.
@@ -229,15 +254,15 @@ def server_problem() -> str | None:
     return None if _server is None else _server.problem
 
 
-def _route(command: list[str], env: dict[str, str] | None) -> tuple[list[str], dict[str, str] | None]:
-    """``(command, env)`` of a run's root process: through the runtime server when it may serve it.
+def _server_for(command: list[str], env: dict[str, str] | None) -> _Server | None:
+    """The server (started if need be, not waited for) that may serve ``command`` with ``env``.
 
     Only fork-mode runs of a ``python flow.py`` command, without coverage measuring
     the run (coverage's child hooks start in a fresh interpreter only: such runs start
-    fresh runtimes; their tasks still fork from the per-run zygote). Everything the
-    server cannot reproduce exactly is decided there, per run (the shim then execs).
+    fresh runtimes; their tasks still fork from the per-run zygote), with the plugin's
+    extension on ``PYTHONPATH``. One server per environment (its per-run keys aside),
+    up to ``_MAX_SERVERS``; a server no run or import has used yet gives its place up.
     """
-    global _server
     if (
         env is None
         or env.get(LAUNCHER_VAR) != "fork"
@@ -248,23 +273,143 @@ def _route(command: list[str], env: dict[str, str] | None) -> tuple[list[str], d
         or "COVERAGE_PROCESS_CONFIG" in env
         or "COVERAGE_PROCESS_START" in env
     ):
-        return command, env
+        return None
     from . import _store
 
     if _store.EXTENSION_DIR not in env.get("PYTHONPATH", "").split(os.pathsep):
-        return command, env
+        return None
     key = tuple(sorted(_mfext_module("pytest_metaflow_server").server_env(env).items()))
-    server = _servers.get(key)
-    if server is None or server.owner != os.getpid():
-        if server is None and len(_servers) >= _MAX_SERVERS:
-            return command, env
-        server = _servers[key] = _start_server(env)
-    _server = server
-    if not _server.usable():
+    with _servers_lock:
+        server = _servers.get(key)
+        if server is None or server.owner != os.getpid():
+            if server is None and len(_servers) >= _MAX_SERVERS:
+                idle = [k for k, s in _servers.items() if not s.used and s.owner == os.getpid()]
+                if not idle:
+                    return None
+                _servers.pop(idle[0]).stop()  # started early for an environment no run used
+            server = _servers[key] = _start_server(env)
+    return server
+
+
+def prestart(env: dict[str, str], flow_file: str) -> None:
+    """Start the server a fork-mode run of ``flow_file`` with ``env`` would use, without waiting.
+
+    Called where a run's environment is first known (``FixtureRunner()``): the server
+    imports metaflow while the pytest process validates and loads the flow.
+    """
+    _server_for([sys.executable, flow_file], env)
+
+
+def _route(command: list[str], env: dict[str, str] | None) -> tuple[list[str], dict[str, str] | None]:
+    """``(command, env)`` of a run's root process: through the runtime server when it may serve it.
+
+    :func:`_server_for` says which runs may go; everything the server cannot reproduce
+    exactly is decided there, per run (the shim then execs).
+    """
+    global _server
+    server = _server_for(command, env)
+    if server is None:
         return command, env
-    assert _server.shim is not None and _server.address is not None
+    assert env is not None
+    server.used = True
+    _server = server
+    if not server.usable():
+        return command, env
+    assert server.shim is not None and server.address is not None
     # The shim is run by the same interpreter; on "exec" it runs exactly `command`.
-    return [command[0], "-I", "-S", _server.shim, *command[1:]], {**env, SERVER_VAR: _server.address}
+    return [command[0], "-I", "-S", server.shim, *command[1:]], {**env, SERVER_VAR: server.address}
+
+
+class ImportTimeout(Exception):
+    """A served flow-file import outlived its deadline (the child was killed)."""
+
+
+def import_in_server(
+    run_env: dict[str, str], code: str, args: list[str], env: dict[str, str], deadline: float | None
+) -> tuple[int, bytes, bytes, bytes] | None:
+    """Run ``python -c code *args`` (with ``env``, the cwd, stdin ``/dev/null``) forked from the runtime server.
+
+    For ``_flowimport.validate``: ``args[0]`` is the flow file, ``args[1]`` the fd the
+    code reports on (the server substitutes the one it passes). Returns ``(returncode,
+    stdout, stderr, report)`` as a fresh child's would be, or ``None`` when no server
+    may serve a run with ``run_env`` or the server declined (then run it fresh).
+    ``deadline``: seconds before the child's group is killed and :class:`ImportTimeout`
+    raised. Ctrl-C (any exception) kills the child's group too.
+    """
+    global _server
+    server = _server_for([sys.executable, args[0]], run_env)
+    if server is None:
+        return None
+    server.used = True
+    _server = server
+    if not server.usable():
+        return None
+    assert server.address is not None
+    import array
+    import json
+    import selectors
+    import signal
+    import socket
+    import time
+
+    body = json.dumps({"kind": "import", "argv": ["-c", *args], "env": env, "cwd": os.getcwd(), "code": code})
+    limit = None if deadline is None else time.monotonic() + deadline
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    rep_r, rep_w = os.pipe()
+    null = os.open(os.devnull, os.O_RDWR)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    pid = 0
+    status: int | None = None
+    buffers: dict[int, bytearray] = {out_r: bytearray(), err_r: bytearray(), rep_r: bytearray()}
+    try:
+        try:
+            sock.connect("\0" + server.address)
+            fds = array.array("i", [null, out_w, err_w, rep_w])
+            sock.sendmsg([body.encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
+            reply = sock.recv(64)
+        except OSError:
+            return None
+        finally:
+            for fd in (null, out_w, err_w, rep_w):
+                os.close(fd)
+        if not reply.isdigit():
+            return None  # "exec": the server cannot vouch for this import
+        pid = int(reply)
+        with selectors.DefaultSelector() as sel:
+            for fd in buffers:
+                sel.register(fd, selectors.EVENT_READ)
+            sel.register(sock, selectors.EVENT_READ)
+            pipes = set(buffers)
+            while status is None or pipes:  # the child's status, and EOF of its pipes (as communicate())
+                left = None if limit is None else limit - time.monotonic()
+                if left is not None and left <= 0:
+                    raise ImportTimeout
+                for key, _ in sel.select(timeout=left):
+                    if key.fileobj is sock:
+                        data = sock.recv(64)
+                        sel.unregister(sock)
+                        if not data.lstrip(b"-").isdigit():
+                            return None  # the server died (so did the child): run it fresh
+                        status = int(data)
+                    else:
+                        chunk = os.read(key.fd, 65536)
+                        if chunk:
+                            buffers[key.fd] += chunk
+                        else:
+                            sel.unregister(key.fd)
+                            pipes.discard(key.fd)
+    finally:
+        if pid and status is None:  # timed out, Ctrl-C, pytest-timeout, the server gone
+            for kill in (os.killpg, os.kill):
+                try:
+                    kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        sock.close()  # a connection closed early: the server kills the child's group too
+        for fd in buffers:
+            os.close(fd)
+    return os.waitstatus_to_exitcode(status), bytes(buffers[out_r]), bytes(buffers[err_r]), bytes(buffers[rep_r])
 
 
 def route_runs(spm: Any, watchdog: Any = None) -> None:

@@ -8,6 +8,7 @@ spin's inputs and outputs in :mod:`._spin`.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -89,8 +90,13 @@ class FixtureRunner(Runner):
         self._supervisor = _supervise.Supervisor(self, run_timeout, watchdog, tmp=store.tmp, finish=self._finish)
         self.token = self._supervisor.token
         full_env = _run_env(store, flow_file, env, self.token, profile=profile, remote=remote)
+        # What Metaflow's Runner will run with (it adds os.environ and the profile).
+        run_env = {**os.environ, **full_env, **({"METAFLOW_PROFILE": profile} if profile else {})}
+        # fork mode: the runtime server starts importing metaflow now, while this process
+        # validates and loads the flow; the validation itself is forked from it.
+        _launcher.prestart(run_env, os.path.abspath(flow_file))
         # Imported here first: checked in a child (timed there), isolated from the test's modules, cached.
-        _flowimport.check_in_child(flow_file, trusted_dir=str(store.tmp), timeout=run_timeout)
+        _flowimport.check_in_child(flow_file, trusted_dir=str(store.tmp), timeout=run_timeout, run_env=run_env)
         with _supervise.keep_sigint(), _supervise.keep_cwd(), _supervise.import_alarm(run_timeout, flow_file):
             _flowimport.load(flow_file)
             try:

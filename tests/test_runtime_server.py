@@ -346,3 +346,102 @@ def test_pytest_killed_leaves_no_server_and_no_run(flow_pytester: pytest.Pyteste
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+HANGS_AT_IMPORT = """
+import os, sys, time
+from metaflow import FlowSpec, step
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+with open(os.path.join(HERE, "importing"), "w") as f:
+    f.write(str(os.getpid()))
+time.sleep(120)  # bounded: gone after two minutes whatever happens
+
+
+class HangsFlow(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    HangsFlow()
+"""
+
+
+def test_pytest_killed_during_a_served_import_leaves_nothing(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    """SIGKILL of pytest while the flow file's import check (forked from the server) hangs: all end."""
+    import subprocess
+
+    flow = tmp_path / "hangs_flow.py"
+    flow.write_text(HANGS_AT_IMPORT)
+    pytester.makepyfile(
+        f"""
+        def test_hangs(runner):
+            runner({str(flow)!r}, launcher="fork")
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if k != _launcher.LAUNCHER_VAR}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"],
+        cwd=pytester.path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    pids: list[int] = []
+    try:
+        deadline = time.monotonic() + 120
+        marker = tmp_path / "importing"
+        while not (marker.exists() and marker.read_text()) and time.monotonic() < deadline:
+            assert proc.poll() is None, "the inner pytest ended early"
+            time.sleep(0.2)
+        child = int(marker.read_text())
+        server = psutil.Process(child).ppid()
+        pids = [child, server]
+        # Served: the import's child is the runtime server's, in a session of its own.
+        assert "pytest_metaflow_server" in " ".join(psutil.Process(server).cmdline())
+        assert os.getsid(child) == child
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+        assert _wait_gone(pids, timeout=60) == [], "the import check or the server outlived a SIGKILLed pytest"
+    finally:
+        _kill(pids)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def test_a_server_started_early_and_never_used_gives_its_place_up(
+    metaflow_store: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """prestart() starts a server without waiting; one nothing used is stopped for the next environment."""
+    monkeypatch.setattr(_launcher, "_servers", {})
+    monkeypatch.setattr(_launcher, "_MAX_SERVERS", 1)
+    flow = str(tmp_path / "any_flow.py")
+    base = {**os.environ, **metaflow_store.env(), _launcher.LAUNCHER_VAR: "fork"}
+    started: list[Any] = []
+    try:
+        _launcher.prestart(base, flow)
+        (first,) = _launcher._servers.values()
+        started.append(first)
+        assert first.proc.poll() is None and not first.used
+        other = _launcher._server_for([sys.executable, flow], {**base, "SOME_TEST_KEY": "1"})
+        assert other is not None and other is not first
+        started.append(other)
+        assert first.proc is None  # stopped (its process waited for)
+        assert list(_launcher._servers.values()) == [other]
+        other.used = True
+        assert other.usable()
+        # The one place is taken by a used server: a third environment starts nothing.
+        assert _launcher._server_for([sys.executable, flow], {**base, "SOME_TEST_KEY": "2"}) is None
+        # exec mode and the knob start nothing at all.
+        assert _launcher._server_for([sys.executable, flow], {**base, _launcher.LAUNCHER_VAR: "exec"}) is None
+    finally:
+        for server in started:
+            server.stop()

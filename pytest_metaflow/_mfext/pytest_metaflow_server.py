@@ -48,6 +48,9 @@ PER_RUN_KEYS = frozenset(
         "METAFLOW_TEMPDIR",
         "METAFLOW_ARTIFACT_LOCALROOT",
         "METAFLOW_HOME",
+        # The fallback user name when the environment has none (constant in a session, but
+        # absent from the pytest process's environment, which flow-file imports get).
+        "METAFLOW_USER",
         # The session's and the test's labels and tags for remote jobs (_remote.labels_env).
         "METAFLOW_KUBERNETES_LABELS",
         "METAFLOW_BATCH_DEFAULT_TAGS",
@@ -60,6 +63,24 @@ JSON_KEYS = frozenset({"METAFLOW_BATCH_DEFAULT_TAGS"})
 # pytest's PYTEST_CURRENT_TEST (names the test; set in os.environ, read by no import).
 PER_REQUEST_KEYS = frozenset({"PYTEST_METAFLOW_TOKEN", "PYTEST_METAFLOW_SUBREAPER", ADDRESS_VAR, "PYTEST_CURRENT_TEST"})
 MAX_REQUEST = 1 << 20
+# Keys the plugin's store adds to a run's environment that a flow-file import request
+# (``kind: import``, the pytest process's environment) lacks: read at import only through
+# metaflow.metaflow_config (re-read in the child, which answers ``fallback`` when a value
+# changed that is not a placeholder) or by the plugin's extension (docs/performance.md).
+STORE_KEYS = frozenset(
+    {
+        "METAFLOW_DEFAULT_DATASTORE",
+        "METAFLOW_DEFAULT_METADATA",
+        "METAFLOW_TOKEN_HOME",
+        "METAFLOW_PROFILE",
+        "PYTEST_METAFLOW_REMOTE",
+        "PYTEST_METAFLOW_NO_STDIN",
+        "PYTEST_METAFLOW_LAUNCHER",
+    }
+)
+# The server's sys.path beyond '' and its PYTHONPATH (the interpreter's own part: stdlib,
+# site-packages, .pth entries), in order: what a fresh interpreter adds after PYTHONPATH.
+DEFAULT_PATH: list[str] = []
 # Imported before serving (what every runtime imports); never metaflow.cli,
 # cli_components.run_cmds or init_cmd: they build click options from the flow at import.
 PREIMPORT = ("metaflow", "metaflow.plugins")
@@ -99,6 +120,8 @@ def main() -> None:
     launcher._pdeathsig()  # dies with the pytest process that started it
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     base_env = {k: v for k, v in os.environ.items() if k != PAD_VAR}
+    own = {os.path.abspath(p) for p in base_env.get("PYTHONPATH", "").split(os.pathsep) if p}
+    DEFAULT_PATH[:] = [p for p in sys.path[1:] if os.path.abspath(p) not in own]
     control = os.dup(0)
     ready = os.fdopen(os.dup(1), "w")
     null = os.open(os.devnull, os.O_RDWR)
@@ -136,6 +159,8 @@ def main() -> None:
     request = _serve(listener, control, base_env, ready)
     if request is None:
         os._exit(0)
+    if request[0].get("kind") == "import":
+        _import_flow(*request)
     _run(*request)
 
 
@@ -151,6 +176,9 @@ def _serve(
     server_pid = os.getpid()
 
     def on_fork(pid: int, request: dict[str, Any]) -> None:
+        if request.get("kind") == "import":  # not a run: nothing for the pytest process to track
+            _log(f"import {pid} {request['argv'][1]}")
+            return
         _report(report, pid, request["env"].get("PYTEST_METAFLOW_TOKEN", ""))
 
     # The runtime's group goes with a SIGKILLed shim (the shim's connection becomes readable).
@@ -187,20 +215,24 @@ def _accept(conn: socket.socket, base_env: dict[str, str]) -> Optional[tuple[dic
     try:
         creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
         peer, uid = array.array("i", creds)[:2]
-        msg, ancdata, flags, _ = conn.recvmsg(MAX_REQUEST, socket.CMSG_SPACE(3 * 4))
+        msg, ancdata, flags, _ = conn.recvmsg(MAX_REQUEST, socket.CMSG_SPACE(4 * 4))
         for level, kind, data in ancdata:
             if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
                 fds.extend(array.array("i", data[: len(data) - len(data) % 4]))
-        if uid != os.getuid() or flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC) or len(fds) != 3:
+        if uid != os.getuid() or flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
             raise ValueError("unusable request")
         request = json.loads(msg)
+        importing = request.get("kind") == "import"
+        if len(fds) != (4 if importing else 3):
+            raise ValueError("unusable request")
         # Process attributes a fresh interpreter inherits from the shim: its umask is
         # applied in the child; resource limits must be the server's.
         request["umask"] = _umask_of(peer)
-        if _forkable(request, base_env) and _same_limits(peer):
+        forkable = _importable(request, base_env) if importing else _forkable(request, base_env)
+        if forkable and _same_limits(peer):
             return request, fds
         conn.send(b"exec")
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         try:
             conn.send(b"exec")
         except OSError:
@@ -212,8 +244,12 @@ def _accept(conn: socket.socket, base_env: dict[str, str]) -> Optional[tuple[dic
 
 def _why(reason: str) -> None:
     """Say why a run is exec'd, on the server's stderr (``PYTEST_METAFLOW_SERVER_LOG`` keeps it)."""
+    _log(f"exec: {reason}")
+
+
+def _log(line: str) -> None:
     try:
-        os.write(2, f"pytest-metaflow server: exec: {reason}\n".encode())
+        os.write(2, f"pytest-metaflow server: {line}\n".encode())
     except OSError:
         pass
 
@@ -294,6 +330,34 @@ def _forkable(request: dict[str, Any], base_env: dict[str, str]) -> bool:
     # The run's environment and command line must fit where the server's were.
     if len(_environ_block(env)) > _region("env")[1] or len(_cmdline_block(argv)) > _region("arg")[1]:
         _why('if len(_environ_block(env)) > _region("env")[1] or len(_cmdl')
+        return False
+    return True
+
+
+def _importable(request: dict[str, Any], base_env: dict[str, str]) -> bool:
+    """Whether a forked child can import a flow file as the pytest process's fresh ``python -c`` would.
+
+    The request's environment is the pytest process's (with its own ``PYTHONPATH``): it
+    may lack the keys the plugin's store adds to a run's (:data:`STORE_KEYS`, the
+    per-run keys); every other key must be the server's, or the import runs fresh.
+    """
+    argv, env, cwd, code = request["argv"], request["env"], request["cwd"], request["code"]
+    if not isinstance(argv, list) or len(argv) < 2 or not all(isinstance(a, str) for a in argv):
+        _why("import: malformed argv")
+        return False
+    if not isinstance(code, str) or not isinstance(env, dict) or not os.path.isabs(cwd) or not os.path.isdir(cwd):
+        _why("import: malformed request")
+        return False
+    if not os.path.isfile(argv[1]):
+        _why("import: no such flow file")
+        return False
+    free = PER_RUN_KEYS | PER_REQUEST_KEYS | STORE_KEYS | {"PYTHONPATH"}
+    for key in set(env) | set(base_env):
+        if key not in free and env.get(key) != base_env.get(key):
+            _why(f"import: environment key {key} differs")
+            return False
+    if len(_environ_block(env)) > _region("env")[1] or len(_cmdline_block(["-c", *argv[1:]])) > _region("arg")[1]:
+        _why("import: environment or command line too big")
         return False
     return True
 
@@ -593,3 +657,85 @@ def _run(request: dict[str, Any], fds: list[int]) -> None:
     code = compile(source, path, "exec")
     exec(code, main.__dict__)
     raise SystemExit(0)
+
+
+def _import_flow(request: dict[str, Any], fds: list[int]) -> None:
+    """Become the pytest process's fresh ``python -c <code> <flow> <fd> <timeout>`` and run it.
+
+    The code (``pytest_metaflow._flowimport._CHILD``) imports the flow file and reports
+    on the fourth fd; it always ends the process. When Metaflow's configuration, re-read
+    from the request's environment, changed beyond the server's placeholders, the child
+    reports ``fallback`` and the pytest process runs a fresh interpreter instead.
+    """
+    os.setsid()  # killed as a group, away from the server's (as start_new_session=True)
+    launcher._pdeathsig()
+    if os.getppid() != request["server_pid"]:
+        os._exit(70)
+    for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    log = os.dup(2)  # the server's log (PYTEST_METAFLOW_SERVER_LOG): fd 2 becomes the import's stderr
+    for target, fd in zip((0, 1, 2), fds):
+        os.dup2(fd, target)
+    report = fds[3]
+    for fd in set(fds[:3]) - {0, 1, 2}:
+        os.close(fd)
+
+    def fallback(reason: str) -> None:
+        try:
+            os.write(log, f"pytest-metaflow server: import {os.getpid()} runs fresh: {reason}\n".encode())
+            os.write(report, json.dumps({"kind": "fallback", "why": reason}).encode())
+        finally:
+            os._exit(0)
+
+    env = {k: v for k, v in request["env"].items() if k != ADDRESS_VAR}
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(request["cwd"])
+    if request.get("umask") is None:
+        fallback("umask unknown")
+    os.umask(request["umask"])
+    import tempfile
+
+    tempfile.tempdir = None
+    try:
+        problem = _reconfigure()
+    except Exception as e:  # noqa: BLE001
+        problem = f"{type(e).__name__}: {e}"
+    if problem is not None:
+        fallback(problem)  # (fd 2 is the import's stderr now: nothing for the server's log)
+    os.close(log)
+    argv = ["-c", *request["argv"][1:-2], str(report), request["argv"][-1]]
+    _overwrite("env", _environ_block(env))
+    _overwrite("arg", _cmdline_block(argv))
+    launcher._reset_stdio(bool(env.get("PYTHONUNBUFFERED")))
+    # sys.path as `python -c` builds it: '' (the cwd), PYTHONPATH, the interpreter's own
+    # part; duplicates dropped, first kept, as site.removeduppaths does.
+    path, seen = [""], set()
+    for entry in [*env.get("PYTHONPATH", "").split(os.pathsep), *DEFAULT_PATH]:
+        if entry and os.path.abspath(entry) not in seen:
+            seen.add(os.path.abspath(entry))
+            path.append(os.path.abspath(entry))
+    sys.path[:] = path
+    import importlib
+
+    importlib.invalidate_caches()
+    sys.argv = argv
+    try:
+        sys.orig_argv = [sys.executable, *argv]
+    except Exception:  # noqa: BLE001
+        pass
+    main = types.ModuleType("__main__")
+    import builtins
+
+    main.__builtins__ = builtins  # type: ignore[attr-defined]
+    for name, value in vars(sys.modules["__main__"]).items():  # as in _run (ForeachFrame)
+        if isinstance(value, type) and value.__module__ == "__main__" and "_fields" in vars(value):
+            setattr(main, name, value)
+    sys.modules["__main__"] = main
+    if "__mp_main__" in sys.modules:
+        sys.modules["__mp_main__"] = main
+    try:
+        exec(compile(request["code"], "<string>", "exec"), main.__dict__)
+    finally:
+        os._exit(70)  # the code reports and exits itself
