@@ -166,7 +166,7 @@ def _start_server(run_env: dict[str, str]) -> _Server:
     server_module = _mfext_module("pytest_metaflow_server")
     from . import _store
 
-    shim = os.path.join(_store.EXTENSION_DIR, "pytest_metaflow_server_shim.py")
+    shim = os.path.join(_store.EXTENSION_DIR, "pytest_metaflow_shim.py")
     env = server_module.server_env(run_env)
     code = "import pytest_metaflow_server as s; s.main()"
     log = os.environ.get("PYTEST_METAFLOW_SERVER_LOG")  # why runs were exec'd (debugging)
@@ -346,13 +346,14 @@ def import_in_server(
         return None
     assert server.address is not None
     import array
-    import json
+    import marshal
     import selectors
     import signal
     import socket
     import time
 
-    body = json.dumps({"kind": "import", "argv": ["-c", *args], "env": env, "cwd": os.getcwd(), "code": code})
+    # marshal, as the shims send (the server runs this interpreter).
+    body = marshal.dumps({"kind": "import", "argv": ["-c", *args], "env": env, "cwd": os.getcwd(), "code": code})
     limit = None if deadline is None else time.monotonic() + deadline
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
@@ -366,7 +367,7 @@ def import_in_server(
         try:
             sock.connect("\0" + server.address)
             fds = array.array("i", [null, out_w, err_w, rep_w])
-            sock.sendmsg([body.encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
+            sock.sendmsg([body], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
             reply = sock.recv(64)
         except OSError:
             return None

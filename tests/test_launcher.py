@@ -499,18 +499,16 @@ def _launcher_module() -> Any:
     return _launcher._mfext_module("pytest_metaflow_launcher")
 
 
-def test_the_task_shim_imports_no_python_module(tmp_path: Path) -> None:
+def test_the_shim_imports_no_python_module() -> None:
     # It starts once per task: socket/signal/threading/json would double its start-up.
     launcher = _launcher_module()
-    shim = tmp_path / "python"
-    shim.write_text(launcher.SHIM.format(python=sys.executable, address_var=launcher.ADDRESS_VAR))
-    shim.chmod(0o755)
-    # No zygote address: the shim execs the real interpreter with the same argv.
-    env = {k: v for k, v in os.environ.items() if k != launcher.ADDRESS_VAR}
+    shim = launcher.SHIM_SOURCE  # also the runtime server's shim
+    # No address: the shim execs the real interpreter with the same argv.
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_METAFLOW_ZYGOTE", "PYTEST_METAFLOW_SERVER")}
     import subprocess
 
     proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-IS", str(shim), "-c", "print('real')"],
+        [sys.executable, "-X", "importtime", "-IS", shim, "-c", "print('real')"],
         env=env,
         capture_output=True,
         text=True,

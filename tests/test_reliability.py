@@ -705,7 +705,7 @@ def test_run_root_adopts_and_reaps_orphans(runner: object, tmp_path: Path) -> No
         deadline = time.monotonic() + 30
         while _launcher.server_enabled() and time.monotonic() < deadline:
             forked = [g.leader for g in _processes._REGISTRY.groups_of([r.token]) if g.leader != root]
-            if forked or b"pytest_metaflow_server_shim" not in (_processes.read_proc(root, "cmdline") or b""):
+            if forked or b"pytest_metaflow_shim" not in (_processes.read_proc(root, "cmdline") or b""):
                 root = forked[0] if forked else root
                 break
             await asyncio.sleep(0.1)

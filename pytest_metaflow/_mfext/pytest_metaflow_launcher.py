@@ -63,74 +63,9 @@ TASK_COMMANDS = frozenset({"step", "spin-step", "init"})
 MAX_REQUEST = 1 << 20
 PR_SET_PDEATHSIG = 1
 
-SHIM = r"""#!{python} -IS
-# pytest-metaflow task launcher shim (see pytest_metaflow_launcher.py). It starts once per
-# task: it imports only built-in and C modules (socket, signal, threading and json would
-# double its start-up), and sends its request as marshal (the zygote runs this interpreter).
-import marshal, os, sys, _signal, _socket, _thread
-REAL = {python!r}
-SIGS = {{_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT, _signal.SIGUSR1, _signal.SIGUSR2}}
-WAITED = SIGS | {{_signal.SIGCHLD}}
-def real():
-    os.execv(REAL, [REAL] + sys.argv[1:])
-def main():
-    address = os.environ.pop({address_var!r}, None)
-    if not address or len(sys.argv) < 2 or sys.argv[1].startswith("-"):
-        real()
-    try:
-        s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
-        s.connect("\0" + address)
-        body = marshal.dumps({{"argv": sys.argv[1:], "env": dict(os.environ), "cwd": os.getcwd()}})
-        _signal.pthread_sigmask(_signal.SIG_BLOCK, WAITED)
-        fds = b"".join(fd.to_bytes(4, sys.byteorder) for fd in (0, 1, 2))  # a C int array
-        s.sendmsg([body], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
-        reply = s.recv(64)
-    except OSError:
-        reply = b""
-    if not reply.isdigit():
-        _signal.pthread_sigmask(_signal.SIG_UNBLOCK, WAITED)
-        real()
-    pid = int(reply)
-    # Our copies of the pipes must not keep them open: the runtime sees EOF when the task closes them.
-    null = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(null, fd)
-    done = []
-    main_thread = _thread.get_ident()
-    def wait():
-        try:
-            data = s.recv(64)
-        except OSError:
-            data = b""
-        done.append(data)
-        _signal.pthread_kill(main_thread, _signal.SIGCHLD)  # wakes sigwaitinfo below
-    _thread.start_new_thread(wait, ())
-    while True:
-        info = _signal.sigwaitinfo(WAITED)
-        if info.si_signo == _signal.SIGCHLD:
-            if done:
-                break
-            continue
-        # A signal from the terminal (SI_KERNEL) reached the task's process group already.
-        if info.si_code <= 0:
-            try:
-                os.kill(pid, info.si_signo)
-            except OSError:
-                pass
-    data = done[0]
-    if not data.lstrip(b"-").isdigit():  # the zygote died: so did the task (PDEATHSIG)
-        os.kill(os.getpid(), _signal.SIGKILL)
-    status = int(data)
-    if os.WIFSIGNALED(status):
-        # Die of the same signal, so that the runtime sees the same return code (-N).
-        sig = os.WTERMSIG(status)
-        _signal.signal(sig, _signal.SIG_DFL)
-        _signal.pthread_sigmask(_signal.SIG_UNBLOCK, [sig])
-        os.kill(os.getpid(), sig)
-        os.kill(os.getpid(), _signal.SIGKILL)
-    os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 1)
-main()
-"""
+# The shim a task's process runs (its path is the runtime's sys.executable): this file,
+# written with a `#!<python> -IS` line by _make_shim.
+SHIM_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pytest_metaflow_shim.py")
 
 
 def install() -> None:
@@ -383,8 +318,8 @@ def _make_shim() -> Optional[str]:
     try:
         shim_dir = tempfile.mkdtemp(prefix="mf-launch-")
         path = os.path.join(shim_dir, "python")
-        with open(path, "w") as f:
-            f.write(SHIM.format(python=python, address_var=ADDRESS_VAR))
+        with open(SHIM_SOURCE) as source, open(path, "w") as f:
+            f.write(f"#!{python} -IS\n" + source.read())
         os.chmod(path, 0o755)
         if not os.access(path, os.X_OK):  # a noexec temporary directory
             raise OSError("shim not executable")

@@ -221,7 +221,7 @@ def _accept(conn: socket.socket, base_env: dict[str, str]) -> Optional[tuple[dic
                 fds.extend(array.array("i", data[: len(data) - len(data) % 4]))
         if uid != os.getuid() or flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
             raise ValueError("unusable request")
-        request = json.loads(msg)
+        request = launcher.decode_request(msg)
         importing = request.get("kind") == "import"
         if len(fds) != (4 if importing else 3):
             raise ValueError("unusable request")
