@@ -11,12 +11,16 @@ import os
 import uuid
 from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import _remote, _s3, _s3server, _s3store, _store
-from .errors import S3EndpointError
+# Loading the plugin loads this module: only _s3store (parsing --metaflow-datastore) at load,
+# the rest when a store or a fixture of S3 is set up.
+from . import _s3store
+
+if TYPE_CHECKING:
+    from . import _s3, _store
 
 DATASTORE_HELP = (
     "where each test's Metaflow datastore lives: local (default), s3-local (the session's "
@@ -84,6 +88,8 @@ def pytest_fixture_setup(fixturedef: Any, request: pytest.FixtureRequest) -> Gen
         return value
     store = value if fixturedef.argname == "metaflow_store" else value.store
     test = request.node.nodeid if fixturedef.argname == "metaflow_store" else "session"
+    from . import _remote
+
     # Remote jobs carry the session and the test (kubectl get jobs -l pytest-metaflow/session=...).
     store.extra_env.update(_remote.labels_env(request.config.stash[_SESSION_ID_KEY], test))
     specs = request.config.stash.get(_WITH_KEY, None)
@@ -112,6 +118,7 @@ _PER_STORE = (
     "METAFLOW_ARTIFACT_LOCALROOT",
 )
 _BOUND_KEY = pytest.StashKey[bool]()
+_S3_STATE_FILE = "pytest-metaflow-s3.json"  # _s3server.STATE_FILE (tests/test_plugin.py checks it)
 
 
 def _bind_session(config: pytest.Config, env: dict[str, str]) -> None:
@@ -123,6 +130,8 @@ def _bind_session(config: pytest.Config, env: dict[str, str]) -> None:
     """
     if config.stash.get(_BOUND_KEY, False):
         return
+    from . import _s3
+
     bound = _s3.client_bound(env, None)
     bound.__enter__()
     config.stash[_BOUND_KEY] = True
@@ -130,6 +139,8 @@ def _bind_session(config: pytest.Config, env: dict[str, str]) -> None:
 
 
 def _use_s3_store(request: pytest.FixtureRequest, store: _store.Store, mode: str, name: str) -> None:
+    from . import _s3
+
     server = request.getfixturevalue("s3_server") if mode == _s3store.S3_LOCAL else None
     s3 = _s3store.S3Store(mode, request.config.stash[_SESSION_ID_KEY], name, store, server)
     endpoint = server.endpoint if server is not None else None
@@ -163,6 +174,8 @@ def s3_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     within a second if pytest is killed. ``PYTEST_METAFLOW_S3_ENDPOINT=http://127.0.0.1:PORT``
     uses a server you run instead (it must be a loopback address).
     """
+    from . import _s3, _s3server
+
     aws_dir = tmp_path_factory.mktemp("pytest-metaflow-aws")
     endpoint = os.environ.get(_s3.ENDPOINT_VAR)
     if endpoint:
@@ -182,6 +195,8 @@ def metaflow_s3(s3_server: _s3.S3Server, metaflow_store: _store.Store) -> Iterat
     body. ``put``/``get``/``keys`` seed inputs and read outputs. The bucket is
     deleted at teardown.
     """
+    from . import _s3
+
     s3 = _s3.MetaflowS3(s3_server.endpoint, _s3.new_bucket_name(), metaflow_store.tmp, s3_server.aws_dir)
     with contextlib.ExitStack() as stack:
         stack.enter_context(_s3.client_bound(s3.env, metaflow_store.tmp))
@@ -194,6 +209,8 @@ def metaflow_s3(s3_server: _s3.S3Server, metaflow_store: _store.Store) -> Iterat
 def _create_bucket(s3: _s3.MetaflowS3) -> None:
     from botocore.exceptions import EndpointConnectionError
 
+    from .errors import S3EndpointError
+
     try:
         s3.client.create_bucket(Bucket=s3.bucket)
     except EndpointConnectionError as e:
@@ -202,6 +219,8 @@ def _create_bucket(s3: _s3.MetaflowS3) -> None:
 
 def _delete_bucket(s3: _s3.MetaflowS3) -> None:
     from botocore.exceptions import BotoCoreError, ClientError
+
+    from .errors import S3EndpointError
 
     try:
         s3.delete_bucket()
@@ -223,5 +242,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if hasattr(config, "workerinput"):
         return
     base = _controller_basetemp(config)
-    if base is not None:
+    # No state file, no server (_s3server.stop's own first check): most sessions never import it.
+    if base is not None and (Path(base) / _S3_STATE_FILE).exists():
+        from . import _s3server
+
         _s3server.stop(Path(base))
