@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-# Loading the plugin loads this module: only _s3store (parsing --metaflow-datastore) at load,
-# the rest when a store or a fixture of S3 is set up.
-from . import _s3store
-
+# Loading the plugin loads this module: it imports the rest when a datastore other than the
+# default is asked for, or a store or a fixture of S3 is set up.
 if TYPE_CHECKING:
     from . import _s3, _store
+
+LOCAL = "local"  # _s3store.LOCAL, the default datastore (tests/test_plugin.py checks they agree)
 
 DATASTORE_HELP = (
     "where each test's Metaflow datastore lives: local (default), s3-local (the session's "
@@ -40,20 +40,28 @@ _SESSION_ID_KEY = pytest.StashKey[str]()
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("metaflow", "testing Metaflow flows (pytest-metaflow)")
     group.addoption("--metaflow-datastore", metavar="SPEC", dest="metaflow_datastore", help=DATASTORE_HELP)
-    parser.addini("metaflow_datastore", DATASTORE_HELP, default=_s3store.LOCAL)
+    parser.addini("metaflow_datastore", DATASTORE_HELP, default=LOCAL)
     group.addoption("--metaflow-with", action="append", metavar="SPEC", dest="metaflow_with", help=WITH_HELP)
     parser.addini("metaflow_with", WITH_HELP, type="args", default=[])
+
+
+def _parse(value: str | None, source: str) -> str:
+    if (value or LOCAL).strip() == LOCAL:
+        return LOCAL  # the default: no need to import the S3 store
+    from . import _s3store
+
+    return _s3store.parse(value or LOCAL, source)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     value = config.getoption("metaflow_datastore")
     source = "--metaflow-datastore" if value is not None else "ini option metaflow_datastore"
     try:
-        mode = _s3store.parse(value if value is not None else config.getini("metaflow_datastore"), source)
+        mode = _parse(value if value is not None else config.getini("metaflow_datastore"), source)
     except ValueError as e:
         raise pytest.UsageError(str(e)) from None
     use_config = config.getoption("metaflow_use_config") or config.getini("metaflow_use_config")
-    if mode != _s3store.LOCAL and use_config:
+    if mode != LOCAL and use_config:
         raise pytest.UsageError(f"{source}={mode} and --metaflow-use-config exclude each other")
     config.stash[_MODE_KEY] = mode
     specs = config.getoption("metaflow_with")
@@ -70,9 +78,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    mode = config.stash.get(_MODE_KEY, _s3store.LOCAL)
+    mode = config.stash.get(_MODE_KEY, LOCAL)
     lines = []
-    if mode != _s3store.LOCAL:
+    if mode != LOCAL:
+        from . import _s3store
+
         where = "the session's local S3 server" if mode == _s3store.S3_LOCAL else mode
         lines.append(f"metaflow: datastore on S3 ({where}), prefix per test, metadata local")
     specs = config.stash.get(_WITH_KEY, None)
@@ -95,8 +105,10 @@ def pytest_fixture_setup(fixturedef: Any, request: pytest.FixtureRequest) -> Gen
     specs = request.config.stash.get(_WITH_KEY, None)
     if specs:
         store.extra_env["METAFLOW_DEFAULT_DECOSPECS"] = " ".join(specs)
-    mode = request.config.stash.get(_MODE_KEY, _s3store.LOCAL)
-    if mode != _s3store.LOCAL:
+    mode = request.config.stash.get(_MODE_KEY, LOCAL)
+    if mode != LOCAL:
+        from . import _s3store
+
         name = (
             _s3store.label(request.node.nodeid) if fixturedef.argname == "metaflow_store" else _s3store.label("session")
         )
@@ -139,7 +151,7 @@ def _bind_session(config: pytest.Config, env: dict[str, str]) -> None:
 
 
 def _use_s3_store(request: pytest.FixtureRequest, store: _store.Store, mode: str, name: str) -> None:
-    from . import _s3
+    from . import _s3, _s3store
 
     server = request.getfixturevalue("s3_server") if mode == _s3store.S3_LOCAL else None
     s3 = _s3store.S3Store(mode, request.config.stash[_SESSION_ID_KEY], name, store, server)

@@ -30,7 +30,6 @@ LOADED_AT_START = {
     "pytest_metaflow._launcher",  # --metaflow-launcher's help and default
     "pytest_metaflow.fixtures",
     "pytest_metaflow._s3plugin",
-    "pytest_metaflow._s3store",  # parses --metaflow-datastore
     "pytest_metaflow._snapshot_hooks",
 }
 
@@ -64,7 +63,7 @@ def test_loading_the_plugin_imports_few_modules(pytester: pytest.Pytester, args:
 
 def test_the_package_exports_every_public_name_on_first_access() -> None:
     import pytest_metaflow
-    from pytest_metaflow import _kept, _s3plugin, _s3server, _settings, _store
+    from pytest_metaflow import _kept, _s3plugin, _s3server, _s3store, _settings, _store
 
     for name in pytest_metaflow.__all__:
         assert getattr(pytest_metaflow, name) is not None, name
@@ -76,6 +75,7 @@ def test_the_package_exports_every_public_name_on_first_access() -> None:
     assert _settings.KEEP_CHOICES == _kept.KEEP_CHOICES
     assert _settings.REMOTE_CHOICES == _store.REMOTE_CHOICES
     assert _s3plugin._S3_STATE_FILE == _s3server.STATE_FILE
+    assert _s3plugin.LOCAL == _s3store.LOCAL
 
 
 def test_fixtures_exist_and_can_be_disabled(pytester: pytest.Pytester) -> None:
