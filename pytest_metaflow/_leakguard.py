@@ -95,11 +95,11 @@ def _metaflow_children() -> set[int]:
     me = str(os.getpid()).encode()
     found = set()
     for pid in _processes.other_pids():
-        stat, cmdline = _processes.read_proc(pid, "stat"), _processes.read_proc(pid, "cmdline")
-        if stat is None or cmdline is None:
-            continue
-        ppid = stat.rsplit(b")", 1)[1].split()[1:2]
-        if ppid == [me] and b"--runner-attribute-file" in cmdline:
+        stat = _processes.read_proc(pid, "stat")
+        if stat is None or stat.rsplit(b")", 1)[1].split()[1:2] != [me]:
+            continue  # not a child of ours: its command line is not read (one read per process)
+        cmdline = _processes.read_proc(pid, "cmdline")
+        if cmdline is not None and b"--runner-attribute-file" in cmdline:
             found.add(pid)
     return found
 

@@ -11,12 +11,16 @@ import os
 import uuid
 from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import _remote, _s3, _s3server, _s3store, _store
-from .errors import S3EndpointError
+# Loading the plugin loads this module: it imports the rest when a datastore other than the
+# default is asked for, or a store or a fixture of S3 is set up.
+if TYPE_CHECKING:
+    from . import _s3, _store
+
+LOCAL = "local"  # _s3store.LOCAL, the default datastore (tests/test_plugin.py checks they agree)
 
 DATASTORE_HELP = (
     "where each test's Metaflow datastore lives: local (default), s3-local (the session's "
@@ -36,20 +40,28 @@ _SESSION_ID_KEY = pytest.StashKey[str]()
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("metaflow", "testing Metaflow flows (pytest-metaflow)")
     group.addoption("--metaflow-datastore", metavar="SPEC", dest="metaflow_datastore", help=DATASTORE_HELP)
-    parser.addini("metaflow_datastore", DATASTORE_HELP, default=_s3store.LOCAL)
+    parser.addini("metaflow_datastore", DATASTORE_HELP, default=LOCAL)
     group.addoption("--metaflow-with", action="append", metavar="SPEC", dest="metaflow_with", help=WITH_HELP)
     parser.addini("metaflow_with", WITH_HELP, type="args", default=[])
+
+
+def _parse(value: str | None, source: str) -> str:
+    if (value or LOCAL).strip() == LOCAL:
+        return LOCAL  # the default: no need to import the S3 store
+    from . import _s3store
+
+    return _s3store.parse(value or LOCAL, source)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     value = config.getoption("metaflow_datastore")
     source = "--metaflow-datastore" if value is not None else "ini option metaflow_datastore"
     try:
-        mode = _s3store.parse(value if value is not None else config.getini("metaflow_datastore"), source)
+        mode = _parse(value if value is not None else config.getini("metaflow_datastore"), source)
     except ValueError as e:
         raise pytest.UsageError(str(e)) from None
     use_config = config.getoption("metaflow_use_config") or config.getini("metaflow_use_config")
-    if mode != _s3store.LOCAL and use_config:
+    if mode != LOCAL and use_config:
         raise pytest.UsageError(f"{source}={mode} and --metaflow-use-config exclude each other")
     config.stash[_MODE_KEY] = mode
     specs = config.getoption("metaflow_with")
@@ -66,9 +78,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    mode = config.stash.get(_MODE_KEY, _s3store.LOCAL)
+    mode = config.stash.get(_MODE_KEY, LOCAL)
     lines = []
-    if mode != _s3store.LOCAL:
+    if mode != LOCAL:
+        from . import _s3store
+
         where = "the session's local S3 server" if mode == _s3store.S3_LOCAL else mode
         lines.append(f"metaflow: datastore on S3 ({where}), prefix per test, metadata local")
     specs = config.stash.get(_WITH_KEY, None)
@@ -84,13 +98,17 @@ def pytest_fixture_setup(fixturedef: Any, request: pytest.FixtureRequest) -> Gen
         return value
     store = value if fixturedef.argname == "metaflow_store" else value.store
     test = request.node.nodeid if fixturedef.argname == "metaflow_store" else "session"
+    from . import _remote
+
     # Remote jobs carry the session and the test (kubectl get jobs -l pytest-metaflow/session=...).
     store.extra_env.update(_remote.labels_env(request.config.stash[_SESSION_ID_KEY], test))
     specs = request.config.stash.get(_WITH_KEY, None)
     if specs:
         store.extra_env["METAFLOW_DEFAULT_DECOSPECS"] = " ".join(specs)
-    mode = request.config.stash.get(_MODE_KEY, _s3store.LOCAL)
-    if mode != _s3store.LOCAL:
+    mode = request.config.stash.get(_MODE_KEY, LOCAL)
+    if mode != LOCAL:
+        from . import _s3store
+
         name = (
             _s3store.label(request.node.nodeid) if fixturedef.argname == "metaflow_store" else _s3store.label("session")
         )
@@ -112,6 +130,7 @@ _PER_STORE = (
     "METAFLOW_ARTIFACT_LOCALROOT",
 )
 _BOUND_KEY = pytest.StashKey[bool]()
+_S3_STATE_FILE = "pytest-metaflow-s3.json"  # _s3server.STATE_FILE (tests/test_plugin.py checks it)
 
 
 def _bind_session(config: pytest.Config, env: dict[str, str]) -> None:
@@ -123,6 +142,8 @@ def _bind_session(config: pytest.Config, env: dict[str, str]) -> None:
     """
     if config.stash.get(_BOUND_KEY, False):
         return
+    from . import _s3
+
     bound = _s3.client_bound(env, None)
     bound.__enter__()
     config.stash[_BOUND_KEY] = True
@@ -130,6 +151,8 @@ def _bind_session(config: pytest.Config, env: dict[str, str]) -> None:
 
 
 def _use_s3_store(request: pytest.FixtureRequest, store: _store.Store, mode: str, name: str) -> None:
+    from . import _s3, _s3store
+
     server = request.getfixturevalue("s3_server") if mode == _s3store.S3_LOCAL else None
     s3 = _s3store.S3Store(mode, request.config.stash[_SESSION_ID_KEY], name, store, server)
     endpoint = server.endpoint if server is not None else None
@@ -163,6 +186,8 @@ def s3_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     within a second if pytest is killed. ``PYTEST_METAFLOW_S3_ENDPOINT=http://127.0.0.1:PORT``
     uses a server you run instead (it must be a loopback address).
     """
+    from . import _s3, _s3server
+
     aws_dir = tmp_path_factory.mktemp("pytest-metaflow-aws")
     endpoint = os.environ.get(_s3.ENDPOINT_VAR)
     if endpoint:
@@ -182,6 +207,8 @@ def metaflow_s3(s3_server: _s3.S3Server, metaflow_store: _store.Store) -> Iterat
     body. ``put``/``get``/``keys`` seed inputs and read outputs. The bucket is
     deleted at teardown.
     """
+    from . import _s3
+
     s3 = _s3.MetaflowS3(s3_server.endpoint, _s3.new_bucket_name(), metaflow_store.tmp, s3_server.aws_dir)
     with contextlib.ExitStack() as stack:
         stack.enter_context(_s3.client_bound(s3.env, metaflow_store.tmp))
@@ -194,6 +221,8 @@ def metaflow_s3(s3_server: _s3.S3Server, metaflow_store: _store.Store) -> Iterat
 def _create_bucket(s3: _s3.MetaflowS3) -> None:
     from botocore.exceptions import EndpointConnectionError
 
+    from .errors import S3EndpointError
+
     try:
         s3.client.create_bucket(Bucket=s3.bucket)
     except EndpointConnectionError as e:
@@ -202,6 +231,8 @@ def _create_bucket(s3: _s3.MetaflowS3) -> None:
 
 def _delete_bucket(s3: _s3.MetaflowS3) -> None:
     from botocore.exceptions import BotoCoreError, ClientError
+
+    from .errors import S3EndpointError
 
     try:
         s3.delete_bucket()
@@ -223,5 +254,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if hasattr(config, "workerinput"):
         return
     base = _controller_basetemp(config)
-    if base is not None:
+    # No state file, no server (_s3server.stop's own first check): most sessions never import it.
+    if base is not None and (Path(base) / _S3_STATE_FILE).exists():
+        from . import _s3server
+
         _s3server.stop(Path(base))

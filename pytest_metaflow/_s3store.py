@@ -18,9 +18,10 @@ import contextlib
 import re
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import _s3
+if TYPE_CHECKING:
+    from . import _s3  # imported when an S3 store is made: the plugin's load needs only parse()
 
 LOCAL = "local"
 S3_LOCAL = "s3-local"
@@ -59,6 +60,8 @@ class S3Store:
             "METAFLOW_ARTIFACT_LOCALROOT": str(tmp),
         }
         if server is not None:  # the local server: nothing of the user's AWS setup
+            from . import _s3
+
             env = {
                 **_s3.aws_env(server.endpoint, server.aws_dir),
                 **_s3.metaflow_env(server.endpoint, f"{self.root}/data", tmp),
@@ -73,6 +76,8 @@ class S3Store:
     def client(self) -> Any:
         if self._client is None:
             if self.endpoint is not None:
+                from . import _s3
+
                 self._client = _s3.boto3_client(self.endpoint)
             else:
                 import boto3  # the user's credentials and region: their bucket

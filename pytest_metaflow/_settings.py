@@ -16,11 +16,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import pytest
 
-from . import _kept, _launcher, _processes, _store
+# Only _launcher (two functions and a help text, no import of its own) at load: the plugin
+# imports this module in every pytest process; the rest is imported when used.
+from . import _launcher
+
+if TYPE_CHECKING:
+    from . import _processes, _store
 
 # The run timeout when none is configured: generous, like Metaflow's file_read_timeout,
 # so that a run blocked forever (a step reading stdin, an unreachable endpoint) ends.
@@ -60,13 +65,42 @@ class SessionState:
     current_item: pytest.Item | None = None
     kept_session: Path | None = None
     run_infos: list[dict[str, Any]] = field(default_factory=list)
-    watchdog: _processes.Watchdog = field(default_factory=_processes.Watchdog)
-    remover: _store.Remover = field(default_factory=_store.Remover)
+    # Made on first use (a session that runs no flow imports neither module).
+    _watchdog: _processes.Watchdog | None = None
+    _remover: _store.Remover | None = None
+
+    @property
+    def watchdog(self) -> _processes.Watchdog:
+        """The session's watchdog (its process starts when the first thing is registered)."""
+        if self._watchdog is None:
+            from . import _processes
+
+            self._watchdog = _processes.Watchdog()
+        return self._watchdog
+
+    @property
+    def remover(self) -> _store.Remover:
+        """The session's background remover of stores."""
+        if self._remover is None:
+            from . import _store
+
+            self._remover = _store.Remover()
+        return self._remover
+
+    def close(self) -> None:
+        """Stop the watchdog (``pytest_unconfigure``), if the session made one."""
+        if self._watchdog is not None:
+            self._watchdog.close()
+
+    def wait_removals(self) -> None:
+        """Wait for the stores deleted in the background (``pytest_sessionfinish``)."""
+        if self._remover is not None:
+            self._remover.close()
 
 
 SESSION_KEY = pytest.StashKey[SessionState]()
 RUNS_KEY = pytest.StashKey[list[Any]]()  # on an item: every result its runs returned
-STORE_KEY = pytest.StashKey[_store.Store]()  # on an item: its metaflow_store
+STORE_KEY = pytest.StashKey["_store.Store"]()  # on an item: its metaflow_store
 FAILED_KEY = pytest.StashKey[bool]()  # on an item: set by the plugin when setup or call failed
 
 
@@ -212,6 +246,12 @@ def _resolve(config: pytest.Config, name: str, parse: Any, default: Any) -> Any:
         raise pytest.UsageError(str(e)) from None
 
 
+# The same tuples as _kept.KEEP_CHOICES and _store.REMOTE_CHOICES (tests/test_plugin.py checks
+# it): resolving the settings must not import those modules.
+KEEP_CHOICES = ("none", "failed", "all")
+REMOTE_CHOICES = ("local", "keep")
+
+
 def from_config(config: pytest.Config) -> Settings:
     """The session's settings from the command line and the ini file (``UsageError`` if bad)."""
     return Settings(
@@ -219,11 +259,11 @@ def from_config(config: pytest.Config) -> Settings:
         pylint=_flag(config, "metaflow_pylint"),
         use_config=_flag(config, "metaflow_use_config"),
         collect=tuple(config.getoption("metaflow_collect") or config.getini("metaflow_collect")),
-        keep=_resolve(config, "metaflow_keep", _choice(_kept.KEEP_CHOICES), "none"),
+        keep=_resolve(config, "metaflow_keep", _choice(KEEP_CHOICES), "none"),
         durations=_resolve(config, "metaflow_durations", _durations, 5),
         timeout=_resolve(config, "metaflow_timeout", parse_timeout, DEFAULT_RUN_TIMEOUT),
         leak_guard=not _flag(config, "metaflow_no_leak_guard"),
-        remote=_resolve(config, "metaflow_remote", _choice(_store.REMOTE_CHOICES), None),
+        remote=_resolve(config, "metaflow_remote", _choice(REMOTE_CHOICES), None),
         launcher=_resolve(config, "metaflow_launcher", _launcher.validate, _launcher.default),
         verbosity=config.get_verbosity(),
     )
@@ -295,6 +335,8 @@ def kept_path(item: pytest.Item, state: SessionState) -> Path | None:
     keep = state.settings.keep
     if state.kept_session is None or not (keep == "all" or (keep == "failed" and item.stash.get(FAILED_KEY, False))):
         return None
+    from . import _kept
+
     return _kept.target(state.kept_session, item.nodeid)
 
 
@@ -305,4 +347,6 @@ def dispose_store(item: pytest.Item, store: _store.Store, state: SessionState) -
         # Deleted in the background: the disk waits would otherwise add ~0.1 s to each test.
         state.remover.remove(store.path)
     else:
+        from . import _kept
+
         _kept.tidy(store.path)

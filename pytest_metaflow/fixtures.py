@@ -20,15 +20,18 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import pytest
 
-from . import _flowfile, _kept, _launcher, _leakguard, _settings, _store
-from ._nbrunner import NBRunnerFixture
-from ._run_notebook import NotebookFixture
+# Loading the plugin imports this module to register the fixtures: what their bodies use
+# is imported when a fixture is set up, so a session that runs no flow does not pay for it.
+from . import _launcher, _settings
 from ._settings import SessionState, Settings
-from ._snapshot_api import ArtifactSnapshot
-from ._teardown import RunRegistry
 
 if TYPE_CHECKING:
+    from . import _store
+    from ._nbrunner import NBRunnerFixture
+    from ._run_notebook import NotebookFixture
     from ._runner import FixtureRunner
+    from ._snapshot_api import ArtifactSnapshot
+    from ._teardown import RunRegistry
 
 
 class RunnerFixture:
@@ -98,6 +101,8 @@ class RunnerFixture:
         """
         if launcher is not None:
             env = {**(env or {}), **_launcher.env(_launcher.validate(launcher, "runner(launcher=...)"))}
+        from . import _flowfile
+
         caller = Path(sys._getframe(1).f_code.co_filename).parent
         dirs = self._search_dirs()
         path = _flowfile.locate(flow_file, [dirs[0], caller, *dirs[1:]])
@@ -134,6 +139,9 @@ def _search_dirs(request: pytest.FixtureRequest, state: SessionState) -> Callabl
 @contextlib.contextmanager
 def _registry(state: SessionState, store: _store.Store, *, bare_runs: bool = True) -> Iterator[RunRegistry]:
     """A run registry for one fixture, closed (kill, cleanup, leak guard, release) when the fixture ends."""
+    from . import _leakguard
+    from ._teardown import RunRegistry
+
     guard = (
         _leakguard.LeakGuard(store.tmp, files=not store.use_config, bare_runs=bare_runs)
         if state.settings.leak_guard
@@ -176,6 +184,8 @@ def metaflow_store(
     ``store.path`` is the directory, ``store.env()`` the environment that points a
     Metaflow process at it. Removed at teardown, or kept (``--metaflow-keep``).
     """
+    from . import _kept, _store
+
     state = _metaflow_session
     if state.settings.keep == "none":
         path = tmp_path_factory.mktemp("metaflow-")
@@ -233,6 +243,8 @@ def nbrunner(
     every process it started is killed; then the leak guard checks that nothing
     was left behind. The run's cwd is ``base_dir`` if given, else the current directory.
     """
+    from ._nbrunner import NBRunnerFixture
+
     with _registry(_metaflow_session, metaflow_store) as registry:
         made = NBRunnerFixture(_test_runner(request, _metaflow_session, metaflow_store, registry), metaflow_store.tmp)
         registry.add(made)  # first in, so its generated files go after every runner's teardown
@@ -256,6 +268,9 @@ def run_notebook(
     process it started, is killed at teardown (and by the session watchdog should
     pytest die first); then the leak guard checks that nothing was left behind.
     """
+    from . import _flowfile
+    from ._run_notebook import NotebookFixture
+
     state = _metaflow_session
     dirs = _search_dirs(request, state)
     with _registry(state, metaflow_store) as registry:
@@ -277,6 +292,8 @@ def runner_factory(
     Runs live in one store per session (per xdist worker), separate from the
     per-test stores, and stay readable from every test. Torn down at session end.
     """
+    from . import _store
+
     state = _metaflow_session
     store = _store.Store(tmp_path_factory.mktemp("metaflow-session"), use_config=state.settings.use_config)
     store.extra_env.update(_launcher.env(state.settings.launcher))

@@ -7,13 +7,18 @@ disables it). Importing this module does not import metaflow.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Generator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import _collect, _coverage, _kept, _launcher, _processes, _settings, _summary, reporting
+# Loading the plugin imports only what registering options, ini keys, markers, hooks and
+# fixtures needs (tests/test_plugin.py::test_loading_the_plugin_imports_few_modules): every
+# pytest process pays this import, most never run a flow. Hook bodies import the rest when
+# they have work to do.
+from . import _settings
 from ._settings import FAILED_KEY, RUNS_KEY, SESSION_KEY, STORE_KEY, SessionState, kept_path
 from .fixtures import (  # noqa: F401  (fixtures are registered by import)
     _metaflow_session,
@@ -24,6 +29,9 @@ from .fixtures import (  # noqa: F401  (fixtures are registered by import)
     runner,
     runner_factory,
 )
+
+if TYPE_CHECKING:
+    from . import _summary
 
 # Hermetic S3 (fixtures s3_server, metaflow_s3, and their hooks) lives in its own plugin module.
 pytest_plugins = ["pytest_metaflow._s3plugin", "pytest_metaflow._snapshot_hooks"]
@@ -47,18 +55,23 @@ def pytest_configure(config: pytest.Config) -> None:
     state = SessionState(settings=settings)
     config.stash[SESSION_KEY] = state
     config.pluginmanager.register(_ReportCollector(state), "metaflow-report-collector")
-    _coverage.share_with_xdist_workers(config)
+    if getattr(config.option, "numprocesses", None):  # -n N: only then is there anything to share
+        from . import _coverage
+
+        _coverage.share_with_xdist_workers(config)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(SESSION_KEY, None)
     if state is not None:
         _settings.deactivate(state.settings)
-        state.watchdog.close()
+        state.close()
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     from importlib.metadata import PackageNotFoundError, version
+
+    from . import _launcher, _processes
 
     try:
         mf = version("metaflow")
@@ -80,13 +93,24 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    return _collect.collect_file(file_path, parent, parent.config.stash[SESSION_KEY].settings.collect)
+    patterns = parent.config.stash[SESSION_KEY].settings.collect
+    if not patterns:
+        return None  # --metaflow-collect is off: no need to import the collector
+    from . import _collect
+
+    return _collect.collect_file(file_path, parent, patterns)
+
+
+def _is_flow_item(item: pytest.Item) -> bool:
+    # No FlowItem exists unless the collector was imported.
+    collect = sys.modules.get(f"{__package__}._collect")
+    return collect is not None and isinstance(item, collect.FlowItem)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
     # Before pytest's own tmp_path clean-up: wait for the stores deleted in the background.
-    session.config.stash[SESSION_KEY].remover.close()
+    session.config.stash[SESSION_KEY].wait_removals()
 
 
 @pytest.hookimpl(wrapper=True)
@@ -106,7 +130,7 @@ def _streams_output(item: pytest.Item) -> Any:
     """pytest's capture manager when this item's flow output must reach the terminal, else None."""
     if not item.config.stash[SESSION_KEY].settings.show_output or hasattr(item.config, "workerinput"):
         return None  # an xdist worker's stdout is not the terminal: keep the output for the report
-    if not (isinstance(item, _collect.FlowItem) or _FLOW_FIXTURES & set(getattr(item, "fixturenames", ()))):
+    if not (_is_flow_item(item) or _FLOW_FIXTURES & set(getattr(item, "fixturenames", ()))):
         return None
     capman = item.config.pluginmanager.getplugin("capturemanager")
     return capman if capman is not None and capman.is_globally_capturing() else None
@@ -174,7 +198,9 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     runs = item.stash.get(RUNS_KEY, [])
     infos: list[_summary.RunInfo] = []
-    if call.when in ("setup", "call"):
+    if runs and call.when in ("setup", "call"):
+        from . import _summary
+
         # Read the runs now: at teardown their store is gone. JUnit XML shows
         # user_properties as <property> elements.
         infos = [i for i in (_summary.run_info(r, item.nodeid) for r in runs[item.stash.get(_SEEN_KEY, 0) :]) if i]
@@ -188,7 +214,9 @@ def pytest_runtest_makereport(
     if report.failed:
         item.stash[FAILED_KEY] = True
         # A collected flow's failure already is the digest of its run.
-        if runs and not isinstance(item, _collect.FlowItem):
+        if runs and not _is_flow_item(item):
+            from . import reporting
+
             report.sections.append(("metaflow runs", "\n".join(reporting.describe(r) for r in runs)))
     store = item.stash.get(STORE_KEY, None)
     destination = kept_path(item, item.config.stash[SESSION_KEY])
@@ -200,6 +228,8 @@ def pytest_runtest_makereport(
 
 
 def _add_kept_section(item: pytest.Item, report: pytest.TestReport, store: Any, destination: Path) -> None:
+    from . import _kept, reporting
+
     runs = []
     for result in item.stash.get(RUNS_KEY, []):
         _, obj = reporting.split(result)
@@ -227,6 +257,8 @@ class _ReportCollector:
             return
         terminalreporter.write_sep("=", "metaflow")
         if self.state.run_infos:
+            from . import _summary
+
             for line in _summary.lines(self.state.run_infos, self.state.settings.durations):
                 terminalreporter.write_line(line)
         if self.kept:

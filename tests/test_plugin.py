@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 
@@ -16,6 +18,64 @@ def test_loading_the_plugin_does_not_import_metaflow(pytester: pytest.Pytester) 
         """
     )
     pytester.runpytest_subprocess().assert_outcomes(passed=1)
+
+
+# What loading the plugin imports of pytest_metaflow in a session that uses none of it: what
+# registering its options, ini keys, markers, hooks and fixtures needs, no more. Every pytest
+# process pays for these (xdist: each worker too); the rest is imported when a test uses it.
+LOADED_AT_START = {
+    "pytest_metaflow",
+    "pytest_metaflow.plugin",
+    "pytest_metaflow._settings",
+    "pytest_metaflow._launcher",  # --metaflow-launcher's help and default
+    "pytest_metaflow.fixtures",
+    "pytest_metaflow._s3plugin",
+    "pytest_metaflow._snapshot_hooks",
+}
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["-q"], LOADED_AT_START),
+        ([], LOADED_AT_START | {"pytest_metaflow._processes"}),  # the report header names the process backend
+    ],
+    ids=["quiet", "header"],
+)
+def test_loading_the_plugin_imports_few_modules(pytester: pytest.Pytester, args: list[str], expected: set[str]) -> None:
+    """A subprocess of its own: the modules other tests imported do not count."""
+    pytester.makeconftest(
+        """
+        import json, sys
+
+        def pytest_unconfigure(config):
+            names = sorted(n for n in sys.modules if n.split(".")[0] in ("pytest_metaflow", "metaflow", "syrupy"))
+            with open("modules.json", "w") as f:
+                json.dump(names, f)
+        """
+    )
+    pytester.makepyfile("def test_trivial(request):\n    assert request.config.pluginmanager.has_plugin('metaflow')\n")
+    # syrupy is a pytest plugin of its own: disabled, so that only our imports of it would show.
+    pytester.runpytest_subprocess("-p", "no:syrupy", *args).assert_outcomes(passed=1)
+    imported = set(json.loads((pytester.path / "modules.json").read_text()))
+    assert imported == expected
+
+
+def test_the_package_exports_every_public_name_on_first_access() -> None:
+    import pytest_metaflow
+    from pytest_metaflow import _kept, _s3plugin, _s3server, _s3store, _settings, _store
+
+    for name in pytest_metaflow.__all__:
+        assert getattr(pytest_metaflow, name) is not None, name
+        assert name in dir(pytest_metaflow)
+    assert pytest_metaflow.MetaflowStore is _store.Store
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        pytest_metaflow.nope  # noqa: B018
+    # Copies kept where the plugin's load reads them without importing their module.
+    assert _settings.KEEP_CHOICES == _kept.KEEP_CHOICES
+    assert _settings.REMOTE_CHOICES == _store.REMOTE_CHOICES
+    assert _s3plugin._S3_STATE_FILE == _s3server.STATE_FILE
+    assert _s3plugin.LOCAL == _s3store.LOCAL
 
 
 def test_fixtures_exist_and_can_be_disabled(pytester: pytest.Pytester) -> None:

@@ -184,3 +184,41 @@ def test_a_hung_kernel_and_what_it_started_are_reaped_by_the_watchdog_when_pytes
         for pid in started.values():  # ours: started by the pytest above
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/stat: the linux backend")
+def test_fork_count_counts_every_process_created() -> None:
+    from pytest_metaflow import _processes
+
+    before = _processes.fork_count()
+    assert isinstance(before, int)
+    subprocess.run([sys.executable, "-c", "pass"], check=True)
+    after = _processes.fork_count()
+    assert after is not None and after > before
+
+
+@pytest.mark.parametrize("backend", ["linux", "psutil"])
+def test_kill_with_nothing_left_scans_once_unless_processes_appear(
+    backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing of the run is alive: one scan is proof enough when no process was created while it
+    ran; when some were (a chain member may have been missed), three empty scans in a row."""
+    from pytest_metaflow import _processes
+
+    if backend == "linux" and _processes.backend() != "linux":
+        pytest.skip("the linux backend is not available here")
+    monkeypatch.setenv(_processes.BACKEND_VAR, backend)
+    scans: list[int] = []
+    table = _processes._table
+    monkeypatch.setattr(_processes, "_table", lambda: scans.append(1) or table())
+    token = _processes.new_token()  # no process holds it
+
+    monkeypatch.setattr(_processes, "fork_count", lambda: 7)  # a quiet machine
+    assert _processes.kill_processes([token]) == []
+    assert len(scans) == (1 if backend == "linux" else 3)  # the portable backend keeps its three scans
+
+    scans.clear()
+    counter = iter(range(1000))
+    monkeypatch.setattr(_processes, "fork_count", lambda: next(counter))  # processes keep appearing
+    assert _processes.kill_processes([token]) == []
+    assert len(scans) == 3
