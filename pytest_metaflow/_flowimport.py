@@ -240,19 +240,19 @@ def _fresh(flow_file: str, env: dict[str, str], timeout: float | None) -> tuple[
 def _served(
     flow_file: str, env: dict[str, str], timeout: float | None, run_env: dict[str, str]
 ) -> tuple[int, bytes, bytes, bytes] | None | bool:
-    """:data:`_CHILD` forked from the runtime server (``_launcher.import_in_server``).
+    """:data:`_CHILD` forked from the runtime server (``_runtime_server.import_in_server``).
 
     Same result as :func:`_fresh`, ``None`` if too slow, or ``False`` when the server
     cannot vouch for this import (no server for ``run_env``, it declined, or Metaflow's
     configuration read from ``env`` differs from what it imported with).
     """
     global served_imports
-    from . import _launcher
+    from . import _runtime_server
 
     deadline = timeout + _STARTUP_GRACE if timeout else None
     try:
-        outcome = _launcher.import_in_server(run_env, _CHILD, [flow_file, "0", str(timeout or "")], env, deadline)
-    except _launcher.ImportTimeout:
+        outcome = _runtime_server.import_in_server(run_env, _CHILD, [flow_file, "0", str(timeout or "")], env, deadline)
+    except _runtime_server.ImportTimeout:
         return None
     if outcome is None:
         return False

@@ -21,7 +21,7 @@ from metaflow.flowspec import FlowSpec  # noqa: E402
 from metaflow.runner import click_api  # noqa: E402
 from metaflow.runner.metaflow_runner import ExecutingRun, ExecutingTask, Runner  # noqa: E402
 
-from . import _flowconfig, _flowfile, _flowimport, _launcher, _processes, _spin, _supervise  # noqa: E402
+from . import _flowconfig, _flowfile, _flowimport, _processes, _runtime_server, _spin, _supervise  # noqa: E402
 from .errors import InvalidFlowError  # noqa: E402
 
 T = TypeVar("T")
@@ -94,7 +94,7 @@ class FixtureRunner(Runner):
         run_env = {**os.environ, **full_env, **({"METAFLOW_PROFILE": profile} if profile else {})}
         # fork mode: the runtime server starts importing metaflow now, while this process
         # validates and loads the flow; the validation itself is forked from it.
-        _launcher.prestart(run_env, os.path.abspath(flow_file))
+        _runtime_server.prestart(run_env, os.path.abspath(flow_file))
         # Imported here first: checked in a child (timed there), isolated from the test's modules, cached.
         _flowimport.check_in_child(flow_file, trusted_dir=str(store.tmp), timeout=run_timeout, run_env=run_env)
         with _supervise.keep_sigint(), _supervise.keep_cwd(), _supervise.import_alarm(run_timeout, flow_file):
@@ -116,8 +116,8 @@ class FixtureRunner(Runner):
         )
         # Each run's root in a process group of its own, tracked by group, descent and token.
         _processes.supervise(self.spm, watchdog)
-        # fork mode: the root process may be forked by the session's runtime server (_launcher).
-        _launcher.route_runs(self.spm, watchdog)
+        # fork mode: the root process may be forked by the session's runtime server (_runtime_server).
+        _runtime_server.route_runs(self.spm, watchdog)
 
     # -- every way of starting a process is one supervised call -----------------
 

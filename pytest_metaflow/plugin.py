@@ -88,7 +88,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"metaflow: remote decorators (@kubernetes, @batch) {_REMOTE_WORDS[s.remote_mode]}",
         f"metaflow: process guard: {_processes.describe_backend()}",
         *(f"metaflow: WARNING: {line}" for line in _processes.limitations()),
-        f"metaflow: task launcher {_launcher.effective(s.launcher)}",
+        f"metaflow: task launcher {_launcher.describe(s.launcher)}",
     ]
 
 

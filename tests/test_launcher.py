@@ -66,10 +66,10 @@ def metaflow_env(runner: Any) -> dict[str, str]:
 
 
 def test_datastore_with_fork_is_the_datastore_with_exec(runner: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pytest_metaflow import _launcher
+    from pytest_metaflow import _runtime_server
 
     # A runtime server for this test's environment (the session's first run may have had another).
-    monkeypatch.setattr(_launcher, "_MAX_SERVERS", len(_launcher._servers) + 1)
+    monkeypatch.setattr(_runtime_server, "_MAX_SERVERS", len(_runtime_server._servers) + 1)
     forked = runner(PROBE, launcher="fork").run()
     fresh = runner(PROBE, launcher="exec").run()
     assert forked.status == fresh.status == "successful"
@@ -94,11 +94,11 @@ def test_datastore_with_fork_is_the_datastore_with_exec(runner: Any, monkeypatch
     assert seen["executable"] == sys.executable or os.path.exists(seen["executable"])
     assert forked.run["each"].task.data is not None
     # With the runtime server (the default on Linux), the forked run's runtime was forked too.
-    from pytest_metaflow import _launcher
+    from pytest_metaflow import _launcher, _runtime_server
 
     served = forked.run["end"].task["served"].data
     assert served == (_launcher.server_enabled() and "COVERAGE_PROCESS_CONFIG" not in metaflow_env(runner)), (
-        _launcher.server_problem()
+        _runtime_server.server_problem()
     )
     assert fresh.run["end"].task["served"].data is False
 
@@ -116,6 +116,7 @@ def test_bad_launcher_value_is_a_clear_error(runner: Any) -> None:
 
 def test_option_and_header(flow_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PYTEST_METAFLOW_LAUNCHER", raising=False)  # CI's launcher-off pass sets it
+    monkeypatch.delenv("PYTEST_METAFLOW_RUNTIME_SERVER", raising=False)
     flow_pytester.makepyfile(
         """
         def test_probe(runner):
@@ -125,8 +126,12 @@ def test_option_and_header(flow_pytester: pytest.Pytester, monkeypatch: pytest.M
     )
     result = flow_pytester.runpytest_subprocess("-s")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["metaflow: task launcher fork"])
+    result.stdout.fnmatch_lines(["metaflow: task launcher fork, runtime server on"])
     assert "HOWS ['exec', 'fork']" in result.stdout.str()
+    monkeypatch.setenv("PYTEST_METAFLOW_RUNTIME_SERVER", "0")
+    result = flow_pytester.runpytest_subprocess("--collect-only")
+    result.stdout.fnmatch_lines(["metaflow: task launcher fork, runtime server off ($PYTEST_METAFLOW_RUNTIME_SERVER)"])
+    monkeypatch.delenv("PYTEST_METAFLOW_RUNTIME_SERVER")
     result = flow_pytester.runpytest_subprocess("-s", "--metaflow-launcher=exec")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["metaflow: task launcher exec"])
@@ -494,9 +499,9 @@ def test_failing_fan_out_ends_its_siblings_at_once(runner: Any, metaflow_store: 
 
 
 def _launcher_module() -> Any:
-    from pytest_metaflow import _launcher
+    from pytest_metaflow import _runtime_server
 
-    return _launcher._mfext_module("pytest_metaflow_launcher")
+    return _runtime_server._mfext_module("pytest_metaflow_launcher")
 
 
 def test_the_shim_imports_no_python_module() -> None:

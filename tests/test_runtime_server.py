@@ -20,7 +20,7 @@ from typing import Any
 import psutil
 import pytest
 
-from pytest_metaflow import _launcher, _processes
+from pytest_metaflow import _launcher, _processes, _runtime_server
 
 pytestmark = [
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the runtime server is Linux-only"),
@@ -129,7 +129,7 @@ def _not_under_coverage(request: pytest.FixtureRequest) -> None:
 @pytest.fixture(autouse=True)
 def _own_server(monkeypatch: pytest.MonkeyPatch) -> None:
     """A server for this test's environment, whatever environment started the session's."""
-    monkeypatch.setattr(_launcher, "_MAX_SERVERS", len(_launcher._servers) + 2)
+    monkeypatch.setattr(_runtime_server, "_MAX_SERVERS", len(_runtime_server._servers) + 2)
 
 
 @pytest.fixture
@@ -151,7 +151,7 @@ def test_a_served_runtime_sees_what_a_fresh_one_sees(runner: Any, probe: Path) -
     fresh = runner(str(probe), launcher="exec").run()
     fresh_facts = _facts(probe)
     assert served.status == fresh.status == "successful"
-    assert served_facts.pop("served") is True, _launcher.server_problem()
+    assert served_facts.pop("served") is True, _runtime_server.server_problem()
     assert fresh_facts.pop("served") is False
     assert served_facts.pop("pid") != fresh_facts.pop("pid")
     assert served_facts == fresh_facts
@@ -179,7 +179,7 @@ def test_runs_the_server_cannot_vouch_for_start_fresh_runtimes(
     result = runner(str(probe), launcher="fork", env={"SOME_SETTING": "1"}).run()
     assert result.status == "successful" and _facts(probe)["served"] is True
     # ... up to a bound; then a fresh runtime.
-    monkeypatch.setattr(_launcher, "_MAX_SERVERS", len(_launcher._servers))
+    monkeypatch.setattr(_runtime_server, "_MAX_SERVERS", len(_runtime_server._servers))
     result = runner(str(probe), launcher="fork", env={"OTHER_SETTING": "1"}).run()
     assert result.status == "successful" and _facts(probe)["served"] is False
     # A Metaflow configuration file in METAFLOW_HOME (read at import).
@@ -421,27 +421,27 @@ def test_a_server_started_early_and_never_used_gives_its_place_up(
     metaflow_store: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """prestart() starts a server without waiting; one nothing used is stopped for the next environment."""
-    monkeypatch.setattr(_launcher, "_servers", {})
-    monkeypatch.setattr(_launcher, "_MAX_SERVERS", 1)
+    monkeypatch.setattr(_runtime_server, "_servers", {})
+    monkeypatch.setattr(_runtime_server, "_MAX_SERVERS", 1)
     flow = str(tmp_path / "any_flow.py")
     base = {**os.environ, **metaflow_store.env(), _launcher.LAUNCHER_VAR: "fork"}
     started: list[Any] = []
     try:
-        _launcher.prestart(base, flow)
-        (first,) = _launcher._servers.values()
+        _runtime_server.prestart(base, flow)
+        (first,) = _runtime_server._servers.values()
         started.append(first)
         assert first.proc.poll() is None and not first.used
-        other = _launcher._server_for([sys.executable, flow], {**base, "SOME_TEST_KEY": "1"})
+        other = _runtime_server._server_for([sys.executable, flow], {**base, "SOME_TEST_KEY": "1"})
         assert other is not None and other is not first
         started.append(other)
         assert first.proc is None  # stopped (its process waited for)
-        assert list(_launcher._servers.values()) == [other]
+        assert list(_runtime_server._servers.values()) == [other]
         other.used = True
         assert other.usable()
         # The one place is taken by a used server: a third environment starts nothing.
-        assert _launcher._server_for([sys.executable, flow], {**base, "SOME_TEST_KEY": "2"}) is None
+        assert _runtime_server._server_for([sys.executable, flow], {**base, "SOME_TEST_KEY": "2"}) is None
         # exec mode and the knob start nothing at all.
-        assert _launcher._server_for([sys.executable, flow], {**base, _launcher.LAUNCHER_VAR: "exec"}) is None
+        assert _runtime_server._server_for([sys.executable, flow], {**base, _launcher.LAUNCHER_VAR: "exec"}) is None
     finally:
         for server in started:
             server.stop()

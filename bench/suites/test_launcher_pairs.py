@@ -19,9 +19,9 @@ CASES = cases(FLOWS)
 
 
 def _server_cpu():
-    from pytest_metaflow import _launcher
+    from pytest_metaflow import _runtime_server
 
-    server = getattr(_launcher, "_server", None)  # absent before the runtime server existed
+    server = getattr(_runtime_server, "_server", None)  # absent before the runtime server existed
     proc = server.proc if server is not None else None
     if proc is None:
         return 0.0
