@@ -306,7 +306,6 @@ def test_run_timeout_kills_a_served_runtime(runner: Any, probe: Path) -> None:
 
 def test_pytest_killed_leaves_no_server_and_no_run(flow_pytester: pytest.Pytester, tmp_path: Path) -> None:
     """SIGKILL of pytest while a served run holds: server, runtime and tasks all end."""
-    import subprocess
 
     flow = tmp_path / "runtime_probe.py"
     flow.write_text(RUNTIME_PROBE)
@@ -317,15 +316,7 @@ def test_pytest_killed_leaves_no_server_and_no_run(flow_pytester: pytest.Pyteste
             runner({str(flow)!r}, launcher="fork").run()
         """
     )
-    env = {k: v for k, v in os.environ.items() if k != _launcher.LAUNCHER_VAR}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"],
-        cwd=flow_pytester.path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    proc = _inner_pytest(flow_pytester.path)
     pids: list[int] = []
     try:
         deadline = time.monotonic() + 180
@@ -346,6 +337,21 @@ def test_pytest_killed_leaves_no_server_and_no_run(flow_pytester: pytest.Pyteste
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def _inner_pytest(path: Path) -> Any:
+    """A pytest session in ``path`` (default launcher), in a session of its own, to be SIGKILLed."""
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != _launcher.LAUNCHER_VAR}
+    return subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"],
+        cwd=path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 HANGS_AT_IMPORT = """
@@ -375,7 +381,6 @@ if __name__ == "__main__":
 
 def test_pytest_killed_during_a_served_import_leaves_nothing(pytester: pytest.Pytester, tmp_path: Path) -> None:
     """SIGKILL of pytest while the flow file's import check (forked from the server) hangs: all end."""
-    import subprocess
 
     flow = tmp_path / "hangs_flow.py"
     flow.write_text(HANGS_AT_IMPORT)
@@ -385,15 +390,7 @@ def test_pytest_killed_during_a_served_import_leaves_nothing(pytester: pytest.Py
             runner({str(flow)!r}, launcher="fork")
         """
     )
-    env = {k: v for k, v in os.environ.items() if k != _launcher.LAUNCHER_VAR}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"],
-        cwd=pytester.path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    proc = _inner_pytest(pytester.path)
     pids: list[int] = []
     try:
         deadline = time.monotonic() + 120
