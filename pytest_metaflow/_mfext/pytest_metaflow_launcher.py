@@ -35,6 +35,7 @@ import selectors
 import signal
 import socket
 import sys
+import types
 from typing import Any, Callable, Optional
 
 Request = tuple[dict[str, Any], list[int]]
@@ -620,9 +621,9 @@ def _reset_stdio(unbuffered: bool) -> None:
         setattr(sys, name, stream)
 
 
-# The zygote's flow_tree_modules(), computed once before it forks any task: every task
-# starts from the same sys.modules (a realpath per module per task cost ~20 ms a task).
-_tree_modules: Optional[list[str]] = None
+# The zygote's flow_tree_modules(), computed once before it forks any task (_serve): every
+# task starts from the same sys.modules (a realpath per module per task cost ~20 ms a task).
+_tree_modules: list[str] = []
 
 
 def flow_tree_modules(script: str) -> list[str]:
@@ -639,28 +640,36 @@ def flow_tree_modules(script: str) -> list[str]:
     ]
 
 
-def _run_task(request: dict[str, Any], fds: list[int]) -> None:
-    """Run the script as ``__main__`` in this forked process; ends the process with its status."""
-    import types
+def fresh_main(**attributes: Any) -> types.ModuleType:
+    """A new ``__main__`` with ``attributes``, installed as ``__main__`` (and ``__mp_main__``).
 
-    _become(request, fds)
+    metaflow.tuple_util (ForeachFrame) and metaflow's S3 put namedtuples in ``__main__``
+    at import so that pickles name them there; a fresh interpreter has them: so does
+    this one (they are carried over from the current ``__main__``).
+    """
     old_main = sys.modules["__main__"]
-    path: str = old_main.__file__ or request["argv"][0]
-    # Modules the flow file imported from its own tree run again in a fresh task: drop them.
-    for name in _tree_modules if _tree_modules is not None else flow_tree_modules(path):
-        sys.modules.pop(name, None)
     main = types.ModuleType("__main__")
-    for name in ("__file__", "__loader__", "__spec__", "__package__", "__cached__", "__builtins__"):
-        if hasattr(old_main, name):
-            setattr(main, name, getattr(old_main, name))
-    # metaflow.tuple_util (ForeachFrame) and metaflow's S3 put namedtuples in __main__ at
-    # import so that pickles name them there; a fresh interpreter has them: so must we.
+    for name, value in attributes.items():
+        setattr(main, name, value)
     for name, value in vars(old_main).items():
         if isinstance(value, type) and value.__module__ == "__main__" and "_fields" in vars(value):
             setattr(main, name, value)
     sys.modules["__main__"] = main
     if "__mp_main__" in sys.modules:  # multiprocessing aliases __main__ at its import
         sys.modules["__mp_main__"] = main
+    return main
+
+
+def _run_task(request: dict[str, Any], fds: list[int]) -> None:
+    """Run the script as ``__main__`` in this forked process; ends the process with its status."""
+    _become(request, fds)
+    old_main = sys.modules["__main__"]
+    path: str = old_main.__file__ or request["argv"][0]
+    # Modules the flow file imported from its own tree run again in a fresh task: drop them.
+    for name in _tree_modules:
+        sys.modules.pop(name, None)
+    attributes = ("__file__", "__loader__", "__spec__", "__package__", "__cached__", "__builtins__")
+    main = fresh_main(**{name: getattr(old_main, name) for name in attributes if hasattr(old_main, name)})
     sys.argv = list(request["argv"])
     # sys.executable is the real interpreter here: the zygote forked before the runtime changed it.
     try:

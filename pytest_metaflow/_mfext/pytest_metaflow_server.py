@@ -564,8 +564,11 @@ def _probe() -> Optional[str]:
     return answer.decode(errors="replace") or None
 
 
-def _become(request: dict[str, Any], fds: list[int]) -> None:
-    """Turn this forked process into what ``python <argv>`` would have started, up to running the flow."""
+def _take_over(request: dict[str, Any], fds: list[int]) -> dict[str, str]:
+    """The start of becoming the requested process: its session, signals, fds 0-2, environment and cwd.
+
+    Fds past the third (an import check's report pipe) are left open. Returns the environment.
+    """
     os.setsid()  # a session and process group of its own: killed as a group, away from the server's
     launcher._pdeathsig()
     if os.getppid() != request["server_pid"]:
@@ -575,25 +578,35 @@ def _become(request: dict[str, Any], fds: list[int]) -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     for target, fd in zip((0, 1, 2), fds):
         os.dup2(fd, target)
-    for fd in set(fds) - {0, 1, 2}:
+    for fd in set(fds[:3]) - {0, 1, 2}:
         os.close(fd)
     env = {k: v for k, v in request["env"].items() if k != ADDRESS_VAR}
     os.environ.clear()
     os.environ.update(env)
     os.chdir(request["cwd"])
+    return env
+
+
+def _configure(request: dict[str, Any]) -> Optional[str]:
+    """The shim's umask, a fresh ``tempfile``, Metaflow's configuration re-read; why not (``None``: done)."""
     if request.get("umask") is None:
-        _exec_real(list(request["argv"]))  # unknown umask: a fresh interpreter gets the shim's
+        return "umask unknown"  # a fresh interpreter gets the shim's
     os.umask(request["umask"])
     import tempfile
 
     tempfile.tempdir = None  # computed again from this environment's TMPDIR
+    try:
+        return _reconfigure()
+    except Exception as e:  # noqa: BLE001  # e.g. a malformed value: let a fresh interpreter say so
+        return f"{type(e).__name__}: {e}"
+
+
+def _become(request: dict[str, Any], fds: list[int]) -> None:
+    """Turn this forked process into what ``python <argv>`` would have started, up to running the flow."""
+    env = _take_over(request, fds)
     argv = list(request["argv"])
     unbuffered = bool(env.get("PYTHONUNBUFFERED"))
-    try:
-        problem = _reconfigure()
-    except Exception as e:  # noqa: BLE001  # e.g. a malformed value: let a fresh interpreter say so
-        problem = f"{type(e).__name__}: {e}"
-    if problem is not None:
+    if _configure(request) is not None:
         _exec_real(argv)
     # /proc/PID/environ and cmdline: the run's (the leak guard and the watchdog find the
     # run's token there, as in a fresh runtime).
@@ -633,25 +646,17 @@ def _run(request: dict[str, Any], fds: list[int]) -> None:
     """Become the runtime and run the flow file as ``__main__``; ends the process with its status."""
     _become(request, fds)
     path = os.path.abspath(os.path.join(request["cwd"], request["argv"][0]))
-    old_main = sys.modules["__main__"]
-    main = types.ModuleType("__main__")
     import builtins
     import importlib.machinery
 
-    main.__file__ = path
-    main.__builtins__ = builtins  # type: ignore[attr-defined]
-    main.__loader__ = importlib.machinery.SourceFileLoader("__main__", path)
-    main.__spec__ = None
-    main.__package__ = None
-    main.__cached__ = None  # type: ignore[attr-defined]
-    # metaflow.tuple_util (ForeachFrame) and metaflow's S3 put namedtuples in __main__ at
-    # import so that pickles name them there; a fresh interpreter has them: so must we.
-    for name, value in vars(old_main).items():
-        if isinstance(value, type) and value.__module__ == "__main__" and "_fields" in vars(value):
-            setattr(main, name, value)
-    sys.modules["__main__"] = main
-    if "__mp_main__" in sys.modules:  # multiprocessing aliases __main__ at its import
-        sys.modules["__mp_main__"] = main
+    main = launcher.fresh_main(
+        __file__=path,
+        __builtins__=builtins,
+        __loader__=importlib.machinery.SourceFileLoader("__main__", path),
+        __spec__=None,
+        __package__=None,
+        __cached__=None,
+    )
     with open(path, "rb") as f:
         source = f.read()
     code = compile(source, path, "exec")
@@ -667,19 +672,9 @@ def _import_flow(request: dict[str, Any], fds: list[int]) -> None:
     from the request's environment, changed beyond the server's placeholders, the child
     reports ``fallback`` and the pytest process runs a fresh interpreter instead.
     """
-    os.setsid()  # killed as a group, away from the server's (as start_new_session=True)
-    launcher._pdeathsig()
-    if os.getppid() != request["server_pid"]:
-        os._exit(70)
-    for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
-        signal.signal(sig, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     log = os.dup(2)  # the server's log (PYTEST_METAFLOW_SERVER_LOG): fd 2 becomes the import's stderr
-    for target, fd in zip((0, 1, 2), fds):
-        os.dup2(fd, target)
+    env = _take_over(request, fds)  # a session of its own, as start_new_session=True
     report = fds[3]
-    for fd in set(fds[:3]) - {0, 1, 2}:
-        os.close(fd)
 
     def fallback(reason: str) -> None:
         try:
@@ -688,20 +683,7 @@ def _import_flow(request: dict[str, Any], fds: list[int]) -> None:
         finally:
             os._exit(0)
 
-    env = {k: v for k, v in request["env"].items() if k != ADDRESS_VAR}
-    os.environ.clear()
-    os.environ.update(env)
-    os.chdir(request["cwd"])
-    if request.get("umask") is None:
-        fallback("umask unknown")
-    os.umask(request["umask"])
-    import tempfile
-
-    tempfile.tempdir = None
-    try:
-        problem = _reconfigure()
-    except Exception as e:  # noqa: BLE001
-        problem = f"{type(e).__name__}: {e}"
+    problem = _configure(request)
     if problem is not None:
         fallback(problem)  # (fd 2 is the import's stderr now: nothing for the server's log)
     os.close(log)
@@ -725,16 +707,9 @@ def _import_flow(request: dict[str, Any], fds: list[int]) -> None:
         sys.orig_argv = [sys.executable, *argv]
     except Exception:  # noqa: BLE001
         pass
-    main = types.ModuleType("__main__")
     import builtins
 
-    main.__builtins__ = builtins  # type: ignore[attr-defined]
-    for name, value in vars(sys.modules["__main__"]).items():  # as in _run (ForeachFrame)
-        if isinstance(value, type) and value.__module__ == "__main__" and "_fields" in vars(value):
-            setattr(main, name, value)
-    sys.modules["__main__"] = main
-    if "__mp_main__" in sys.modules:
-        sys.modules["__mp_main__"] = main
+    main = launcher.fresh_main(__builtins__=builtins)
     try:
         exec(compile(request["code"], "<string>", "exec"), main.__dict__)
     finally:
