@@ -26,7 +26,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 SESSIONS_KEPT = 3
-KEEP_CHOICES = ("none", "failed", "all")
 _NUMBERED = re.compile(r"pytest-\d+")
 
 

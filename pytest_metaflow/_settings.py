@@ -246,8 +246,8 @@ def _resolve(config: pytest.Config, name: str, parse: Any, default: Any) -> Any:
         raise pytest.UsageError(str(e)) from None
 
 
-# The same tuples as _kept.KEEP_CHOICES and _store.REMOTE_CHOICES (tests/test_plugin.py checks
-# it): resolving the settings must not import those modules.
+# Defined here, not in _kept and _store (which read them from here): resolving the settings
+# must not import those modules.
 KEEP_CHOICES = ("none", "failed", "all")
 REMOTE_CHOICES = ("local", "keep")
 

@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from . import _coverage
+from ._settings import REMOTE_CHOICES
 from .errors import PytestMetaflowError
 
 FALLBACK_USER = "pytest"
-REMOTE_CHOICES = ("local", "keep")
 # A Metaflow extension put on the PYTHONPATH of flow processes only (never on pytest's sys.path).
 EXTENSION_DIR = str(Path(__file__).parent / "_mfext")
 

@@ -63,7 +63,7 @@ def test_loading_the_plugin_imports_few_modules(pytester: pytest.Pytester, args:
 
 def test_the_package_exports_every_public_name_on_first_access() -> None:
     import pytest_metaflow
-    from pytest_metaflow import _kept, _s3plugin, _s3server, _s3store, _settings, _store
+    from pytest_metaflow import _s3plugin, _s3server, _s3store, _store
 
     for name in pytest_metaflow.__all__:
         assert getattr(pytest_metaflow, name) is not None, name
@@ -72,8 +72,6 @@ def test_the_package_exports_every_public_name_on_first_access() -> None:
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         pytest_metaflow.nope  # noqa: B018
     # Copies kept where the plugin's load reads them without importing their module.
-    assert _settings.KEEP_CHOICES == _kept.KEEP_CHOICES
-    assert _settings.REMOTE_CHOICES == _store.REMOTE_CHOICES
     assert _s3plugin._S3_STATE_FILE == _s3server.STATE_FILE
     assert _s3plugin.LOCAL == _s3store.LOCAL
 
