@@ -204,8 +204,12 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
 served_imports = 0
 
 
-def _fresh(flow_file: str, env: dict[str, str], timeout: float | None) -> tuple[int, bytes, bytes, bytes] | None:
-    """Run :data:`_CHILD` in a fresh interpreter: ``(returncode, stdout, stderr, report)``, ``None`` if too slow."""
+class _TooSlow(Exception):
+    """The import check outlived the run timeout (its child was killed)."""
+
+
+def _fresh(flow_file: str, env: dict[str, str], timeout: float | None) -> tuple[int, bytes, bytes, bytes]:
+    """Run :data:`_CHILD` in a fresh interpreter: ``(returncode, stdout, stderr, report)``; :class:`_TooSlow`."""
     read_fd, write_fd = os.pipe()
     try:
         proc = subprocess.Popen(
@@ -225,7 +229,7 @@ def _fresh(flow_file: str, env: dict[str, str], timeout: float | None) -> tuple[
             # metaflow started, slow on a loaded machine); this is the backstop.
             stdout_b, stderr_b = proc.communicate(timeout=timeout + _STARTUP_GRACE if timeout else None)
         except subprocess.TimeoutExpired:
-            return None
+            raise _TooSlow from None
         with os.fdopen(read_fd, "rb") as pipe:
             read_fd = -1
             report = pipe.read()
@@ -239,10 +243,10 @@ def _fresh(flow_file: str, env: dict[str, str], timeout: float | None) -> tuple[
 
 def _served(
     flow_file: str, env: dict[str, str], timeout: float | None, run_env: dict[str, str]
-) -> tuple[int, bytes, bytes, bytes] | None | bool:
+) -> tuple[int, bytes, bytes, bytes] | None:
     """:data:`_CHILD` forked from the runtime server (``_runtime_server.import_in_server``).
 
-    Same result as :func:`_fresh`, ``None`` if too slow, or ``False`` when the server
+    Same result as :func:`_fresh` (:class:`_TooSlow` too), or ``None`` when the server
     cannot vouch for this import (no server for ``run_env``, it declined, or Metaflow's
     configuration read from ``env`` differs from what it imported with).
     """
@@ -253,15 +257,15 @@ def _served(
     try:
         outcome = _runtime_server.import_in_server(run_env, _CHILD, [flow_file, "0", str(timeout or "")], env, deadline)
     except _runtime_server.ImportTimeout:
-        return None
+        raise _TooSlow from None
     if outcome is None:
-        return False
+        return None
     try:
         fallback = json.loads(outcome[3]).get("kind") == "fallback"
     except (ValueError, AttributeError):
         fallback = False
     if fallback:
-        return False
+        return None
     with _lock:
         served_imports += 1
     return outcome
@@ -289,12 +293,11 @@ def validate(
         "does it do slow work at module level?"
     )
     env = _child_env(_flowfile.import_dirs(flow_file))
-    outcome = _served(flow_file, env, timeout, run_env) if run_env is not None else False
-    if outcome is False:
-        outcome = _fresh(flow_file, env, timeout)
-    if outcome is None or isinstance(outcome, bool):
-        raise too_slow
-    code, stdout_b, stderr_b, report = outcome
+    try:
+        outcome = _served(flow_file, env, timeout, run_env) if run_env is not None else None
+        code, stdout_b, stderr_b, report = outcome or _fresh(flow_file, env, timeout)
+    except _TooSlow:
+        raise too_slow from None
     stdout = stdout_b.decode("utf-8", "replace")
     stderr = stderr_b.decode("utf-8", "replace")
     try:

@@ -246,22 +246,27 @@ def prestart(env: dict[str, str], flow_file: str) -> None:
     _server_for([sys.executable, flow_file], env)
 
 
+def _use(command: list[str], env: dict[str, str] | None) -> _Server | None:
+    """The server that will serve ``command`` with ``env`` (marked used, waited for), ``None`` if none can."""
+    global _server
+    server = _server_for(command, env)
+    if server is None:
+        return None
+    server.used = True
+    _server = server
+    return server if server.usable() else None
+
+
 def _route(command: list[str], env: dict[str, str] | None) -> tuple[list[str], dict[str, str] | None]:
     """``(command, env)`` of a run's root process: through the runtime server when it may serve it.
 
     :func:`_server_for` says which runs may go; everything the server cannot reproduce
     exactly is decided there, per run (the shim then execs).
     """
-    global _server
-    server = _server_for(command, env)
+    server = _use(command, env)
     if server is None:
         return command, env
-    assert env is not None
-    server.used = True
-    _server = server
-    if not server.usable():
-        return command, env
-    assert server.shim is not None and server.address is not None
+    assert env is not None and server.shim is not None and server.address is not None
     # The shim is run by the same interpreter; on "exec" it runs exactly `command`.
     return [command[0], "-I", "-S", server.shim, *command[1:]], {**env, SERVER_VAR: server.address}
 
@@ -282,13 +287,8 @@ def import_in_server(
     ``deadline``: seconds before the child's group is killed and :class:`ImportTimeout`
     raised. Ctrl-C (any exception) kills the child's group too.
     """
-    global _server
-    server = _server_for([sys.executable, args[0]], run_env)
+    server = _use([sys.executable, args[0]], run_env)
     if server is None:
-        return None
-    server.used = True
-    _server = server
-    if not server.usable():
         return None
     assert server.address is not None
     import array
